@@ -1,0 +1,37 @@
+# animestyle: the two commands of the README, and a few more.
+#   make demo   set up .venv and run the main job on the embedded synthetic default
+#   make test   set up .venv and run every check CI runs
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup check-sync notebooks pytest docs readme clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job: the pipeline on the synthetic default at the `cpu` preset.
+demo: $(STAMP)
+	$(BIN)/animestyle pipeline --preset cpu --run runs/demo
+
+# Everything CI checks: notebooks and library in sync, README current, then the whole pytest suite
+# (which executes every notebook at the tiny preset).
+test: $(STAMP)
+	bash tools/check_sync.sh $(BIN)
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+
+docs: $(STAMP)
+	$(BIN)/python tools/docs.py build
+
+readme: $(STAMP)
+	$(BIN)/python tools/docs.py readme
+
+clean:
+	rm -rf runs/notebooks-tiny _docs _proc

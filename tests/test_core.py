@@ -1,0 +1,82 @@
+"Checks of `animestyle.core` that serve CI rather than the reader: bad presets, hostile checkpoints."
+import json, os, pickle, subprocess, sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from animestyle.core import *
+
+
+@pytest.mark.parametrize('kw,msg', [
+    (dict(name='nope'), "unknown preset 'nope'"),
+    (dict(name='cpu', foo=1), "unknown preset key 'foo'"),
+    (dict(name='cpu', style_lr=-1), 'style_lr must be positive'),
+    (dict(name='cpu', content_t=0), 'content_t must'),
+    (dict(name='cpu', style_t=1.5), 'style_t must lie strictly between 0 and 1'),
+    (dict(name='paper', d_style=513), 'd_style (513) exceeds style_dim D (512)'),
+    (dict(name='paper', d_content=400, d_style=200), 'exceeds code_dim'),
+    (dict(name='cpu', style_features='32,x'), 'style_features must be a comma-separated list of integers'),
+    (dict(name='cpu', gan_opt='lbfgs'), 'gan_opt must be one of'),
+    (dict(name='cpu', image_size=30), 'image_size must be a multiple of 8'),
+])
+def test_bad_presets_are_one_line_errors(kw, msg):
+    with pytest.raises(PresetError) as e: get_preset(**kw)
+    assert msg in str(e.value) and '\n' not in str(e.value)
+
+
+def test_env_selects_preset(monkeypatch):
+    monkeypatch.setenv(PRESET_ENV, 'paper')
+    assert get_preset().name == 'paper'
+    monkeypatch.delenv(PRESET_ENV)
+    assert get_preset().name == DEFAULT_PRESET
+
+
+def test_planted_pickle_is_never_executed(tmp_path):
+    "A pickle that would create a file when unpickled is refused, and the file never appears."
+    marker = tmp_path/'pwned'
+    class Evil:
+        def __reduce__(self): return (Path.touch, (marker,))
+    (tmp_path/'w.safetensors').write_bytes(pickle.dumps({'w': Evil()}))
+    with pytest.raises(CheckpointError, match='pickle'): load_checkpoint(tmp_path/'w.safetensors')
+    torch.save({'w': Evil()}, tmp_path/'w2.safetensors')
+    with pytest.raises(CheckpointError, match='pickle'): load_checkpoint(tmp_path/'w2.safetensors')
+    assert not marker.exists()
+
+
+def test_unexpected_tensors_refused(tmp_path):
+    save_checkpoint(tmp_path/'c.safetensors', {'a': torch.ones(2), 'b': torch.zeros(1)})
+    with pytest.raises(CheckpointError, match='does not match'): load_checkpoint(tmp_path/'c.safetensors', expect=['a'])
+    t, meta = load_checkpoint(tmp_path/'c.safetensors', expect=['a', 'b'])
+    assert torch.equal(t['a'], torch.ones(2)) and meta == {}
+
+
+def test_garbage_and_missing_refused(tmp_path):
+    (tmp_path/'g.safetensors').write_bytes(os.urandom(64))
+    with pytest.raises(CheckpointError): load_checkpoint(tmp_path/'g.safetensors')
+    with pytest.raises(CheckpointError, match='does not exist'): load_checkpoint(tmp_path/'none.safetensors')
+
+
+def test_kill_during_save_keeps_previous(tmp_path):
+    "A process killed in the middle of writing leaves the previous checkpoint whole."
+    ck = tmp_path/'m.safetensors'
+    save_checkpoint(ck, {'w': torch.arange(4.)}, dict(step=1))
+    code = f"""
+import os, torch, safetensors.torch as st
+import animestyle.core as c
+def die(t, fn, metadata=None):
+    open(fn, 'wb').write(b'partial'); os._exit(9)
+c.save_file = die
+c.save_checkpoint({str(ck)!r}, {{'w': torch.zeros(4)}}, dict(step=2))
+"""
+    r = subprocess.run([sys.executable, '-c', code])
+    assert r.returncode == 9
+    t, meta = load_checkpoint(ck)
+    assert meta['step'] == 1 and torch.equal(t['w'], torch.arange(4.))
+
+
+def test_run_dir_refuses_other_preset(tmp_path):
+    RunDir(tmp_path/'r', get_preset('tiny'))
+    with pytest.raises(RunDirError, match="made with preset 'tiny'"): RunDir(tmp_path/'r', get_preset('cpu'))
+    (tmp_path/'bad').mkdir(); (tmp_path/'bad'/'config.json').write_text('{"preset": {"name": "x"}}')
+    with pytest.raises(RunDirError, match='incompatible'): RunDir(tmp_path/'bad')
