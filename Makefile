@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup check-sync notebooks pytest docs readme clean
+.PHONY: demo test setup browser docs readme clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -23,9 +23,13 @@ demo: $(STAMP)
 
 # Everything CI checks: notebooks and library in sync, README current, then the whole pytest suite
 # (which executes every notebook at the tiny preset).
-test: $(STAMP)
+test: $(STAMP) browser
 	bash tools/check_sync.sh $(BIN)
 	$(BIN)/python -m pytest -n 2 --dist loadfile tests
+
+# Browser tests drive Debian's chromium through the playwright package (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else echo "chromium is missing: browser tests will be skipped (apt-get install chromium)"; fi; }
 
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py build

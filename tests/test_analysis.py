@@ -1,0 +1,159 @@
+"StyleSpace on a trained tiny-preset run: every input form, generation, transfer, retrieval, clear errors, figures and the report."
+import fcntl, os, shutil
+from pathlib import Path
+
+import matplotlib
+matplotlib.use('Agg')
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from animestyle.core import RunDir, get_preset, rgb_to_lab
+from animestyle.analysis import (StyleSpace, StyleSpaceError, figure2, figure3, figure6, figure7, figure_dimension,
+                                 interpret_dimensions, interpretation_table, style_factor_targets, write_report,
+                                 bilinear_styles)
+
+
+def trained_tiny_run() -> RunDir:
+    "The tiny-preset run of this test session, trained once through the library's stage functions (shared by all test files)."
+    from animestyle.data.loaders import prepare_data
+    from animestyle.style import train_style
+    from animestyle.content import train_content
+    from animestyle.gan import train_gan
+    root = Path(os.environ['ANIMESTYLE_RUNS'])
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root/'.trained-tiny.lock', 'a+') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        run = RunDir(root/'notebooks-tiny', get_preset('tiny'))
+        for stage in (prepare_data, train_style, train_content, train_gan): stage(run)
+    return run
+
+
+@pytest.fixture(scope='module')
+def run(): return trained_tiny_run()
+
+
+@pytest.fixture(scope='module')
+def ss(run): return StyleSpace.from_run(run.path, device='cpu')
+
+
+def test_from_run_sizes(ss, run):
+    p = run.preset
+    assert (ss.d_style, ss.d_content, ss.d_noise) == (p.d_style, p.d_content, p.code_dim - p.d_style - p.d_content)
+    assert ss.artists == ss.cache.artists and len(ss.centres) == len(ss.artists)
+    assert not any(q.requires_grad for q in ss.G.parameters())
+
+
+def test_every_input_form_gives_the_same_code(ss, tmp_path):
+    arr = np.asarray(ss.cache.images[:2])
+    paths = []
+    for i, a in enumerate(arr):
+        paths.append(tmp_path/f'{i}.png'); Image.fromarray(a).save(paths[-1])
+    ref = ss.encode_style(arr)
+    lab = rgb_to_lab(torch.from_numpy(np.array(arr)).permute(0, 3, 1, 2))
+    for form in (paths, [str(p) for p in paths], [Image.open(p) for p in paths], torch.from_numpy(np.array(arr)), lab):
+        torch.testing.assert_close(ss.encode_style(form), ref, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ss.encode_style(paths[0]), ref[:1], atol=1e-4, rtol=1e-4)
+    big = Image.fromarray(arr[0]).resize((3*ss.image_size, 3*ss.image_size))
+    assert ss.encode_content(big).shape == (1, ss.d_content)
+
+
+def test_style_codes_are_normalised_with_training_statistics(ss):
+    tr = np.flatnonzero(ss.cache.manifest.split.values == 'train')
+    u = ss.encode_style(ss.cache.images[tr])
+    assert u.mean(0).abs().mean() < 0.3 and 0.6 < u.std(0).mean() < 1.4
+
+
+def test_generate(ss):
+    z = ss.sample(3, seed=0)
+    a = ss.generate(z.style, z.content, z.noise)
+    assert a.shape == (3, 3, ss.image_size, ss.image_size) and a.min() >= 0 and a.max() <= 1
+    torch.testing.assert_close(ss.generate(z.style, z.content, seed=5), ss.generate(z.style, z.content, seed=5))
+    assert (ss.generate(z.style, z.content, seed=5) - ss.generate(z.style, z.content, seed=6)).abs().max() > 0
+    one = ss.generate(z.style[0], z.content, z.noise)      # one style shared by three contents
+    torch.testing.assert_close(one[0], a[0])
+    assert (ss.generate(z.style * -1, z.content, z.noise) - a).abs().mean() > 1e-3
+    with pytest.raises(StyleSpaceError, match='style codes need'): ss.generate(torch.zeros(ss.d_style + 1), z.content)
+    with pytest.raises(StyleSpaceError, match='batch sizes do not match'): ss.generate(z.style[:2], z.content)
+
+
+def test_reconstruct_and_transfer(ss):
+    x = np.asarray(ss.cache.images[:4]); y = np.asarray(ss.cache.images[-4:])
+    torch.testing.assert_close(ss.transfer(x, x), ss.reconstruct(x))
+    want = ss.generate(ss.encode_style(y), ss.encode_content(x), 0)
+    torch.testing.assert_close(ss.transfer(x, y), want)
+    assert (ss.transfer(x, y) - ss.transfer(y, x)).abs().mean() > 1e-4
+
+
+def test_artists_and_retrieval(ss):
+    name = ss.artists[2]
+    u = ss.artist_style(name)
+    torch.testing.assert_close(u, ss.artist_style(2))
+    torch.testing.assert_close(u, ((ss.centres[2] - ss.mean) / ss.std).cpu())
+    x = np.asarray(ss.cache.images[:5])
+    nn = ss.nearest_artists(x, k=3)
+    assert len(nn) == 15 and set(nn.artist) <= set(ss.artists)
+    raw = ss.style_features(x, raw=True)[:, :ss.d_style]
+    best = torch.cdist(raw, ss.centres).argmin(1)
+    assert nn[nn['rank'] == 1].artist.tolist() == [ss.artists[i] for i in best]
+    assert (nn.groupby('image').distance.apply(lambda d: d.is_monotonic_increasing)).all()
+    with pytest.raises(StyleSpaceError, match='unknown artist'): ss.artist_style('nobody')
+
+
+def test_bad_input_is_one_clear_error(ss, tmp_path):
+    txt = tmp_path/'notes.png'; txt.write_text('not a picture')
+    with pytest.raises(StyleSpaceError, match='is not an image'): ss.encode_style(txt)
+    with pytest.raises(StyleSpaceError, match='no image file'): ss.encode_style(tmp_path/'missing.png')
+    with pytest.raises(StyleSpaceError, match='uint8 images must be'): ss.encode_style(np.zeros((2, 8, 8), np.uint8))
+    assert issubclass(StyleSpaceError, ValueError)
+
+
+def test_missing_or_incompatible_run(run, tmp_path):
+    with pytest.raises(StyleSpaceError, match='no run at'): StyleSpace.from_run(tmp_path/'nowhere')
+    part = tmp_path/'part'
+    shutil.copytree(run.path, part, ignore=shutil.ignore_patterns('gan', 'report'))
+    with pytest.raises(StyleSpaceError, match=r'no trained gan stage.*train-gan') as e: StyleSpace.from_run(part)
+    assert '\n' not in str(e.value)
+    bad = tmp_path/'bad'
+    shutil.copytree(run.path, bad, ignore=shutil.ignore_patterns('report'))
+    for f in (bad/'gan').glob('*.safetensors'): f.write_bytes(b'\x80\x04 a pickle, not weights')
+    with pytest.raises(StyleSpaceError, match='gan stage cannot be loaded'): StyleSpace.from_run(bad)
+
+
+def test_bilinear_corners_and_centre():
+    c = torch.randn(4, 5)
+    g = bilinear_styles(c, 3)
+    for i, j in zip((0, 2, 6, 8), range(4)): torch.testing.assert_close(g[i], c[j])
+    torch.testing.assert_close(g[4], c.mean(0))
+
+
+def test_figures_are_written(ss, tmp_path):
+    import matplotlib.figure
+    for name, f in (('f2', lambda p: figure2(ss, n_styles=3, n_contents=2, path=p)), ('f3', lambda p: figure3(ss, n=3, path=p)),
+                    ('f4', lambda p: figure_dimension(ss, 2, n_codes=2, path=p)), ('f6', lambda p: figure6(ss, path=p)),
+                    ('f7', lambda p: figure7(ss, path=p))):
+        fig = f(tmp_path/f'{name}.png')
+        assert isinstance(fig, matplotlib.figure.Figure) and fig.saved_to == tmp_path/f'{name}.png'
+        assert (tmp_path/f'{name}.png').read_bytes()[:4] == b'\x89PNG'
+    with pytest.raises(StyleSpaceError, match='style dimensions are 1..'): figure_dimension(ss, ss.d_style + 1)
+
+
+def test_interpretation_table(ss):
+    T = style_factor_targets(ss.cache.manifest.head(50))
+    assert 'line_weight' in T.columns and any(c.startswith('shading=') for c in T.columns)
+    eff = interpret_dimensions(ss, dims=[1, 2], n_codes=8)
+    assert set(eff.dim) == {1, 2} and eff.groupby('dim').factor.nunique().min() >= 10
+    still = interpret_dimensions(ss, dims=[1], n_codes=8, amplitude=0.0)
+    assert still.strength.max() < 1e-6         # no sweep, no effect: the effect comes from moving dimension k only
+    tab = interpretation_table(eff)
+    assert list(tab.index) == [1, 2] and (tab.strength >= 0).all()
+
+
+def test_write_report(run):
+    rep = write_report(run)
+    page = rep.read_text()
+    for name in ('figure2', 'figure3', 'figure4', 'figure5', 'figure6', 'figure7', 'interpretation'):
+        assert (rep.parent/f'{name}.png').exists() and f'alt="{name}"' in page
+    assert 'data:image/png;base64,' in page and 'http://' not in page and 'https://' not in page
+    assert (rep.parent/'interpretation.csv').exists() and (rep.parent/'metrics.json').exists()

@@ -1,0 +1,135 @@
+"The conditional GAN at the tiny preset: consortium patches, alternating steps, frozen encoders, resume."
+import math
+
+import numpy as np
+import pytest
+import torch
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+
+from animestyle.core import RunDir, get_preset, seed_everything, load_checkpoint
+from animestyle.layers import Generator, StyleEncoder, ContentEncoder
+import animestyle.gan as gan_mod
+from animestyle.gan import (PATCHES, GANError, MultiScaleDiscriminator, StyleCondition, ContentCondition, CondGAN,
+                            gan_learner, sample_offsets, consortium_views, d_loss, train_gan, load_gan)
+
+P = get_preset('tiny')
+
+
+def _conditions(p=P):
+    S, E = StyleEncoder(p), ContentEncoder(p)
+    return StyleCondition(S, torch.zeros(p.style_dim), torch.ones(p.style_dim), p.d_style), ContentCondition(E, p.d_content)
+
+
+def _gan(p=P):
+    return CondGAN(Generator(p), MultiScaleDiscriminator(p), *_conditions(p), p)
+
+
+def _dls(n=64, bs=16, side=32):
+    ds = [(torch.rand(3, side, side) * 2 - 1, 0) for _ in range(n)]
+    return DataLoaders(DataLoader(ds, bs=bs, shuffle=True, drop_last=True), DataLoader(ds, bs=bs))
+
+
+@pytest.mark.parametrize('name', ['tiny', 'cpu', 'paper'])
+def test_consortium_patch_sizes_and_counts(name):
+    p = get_preset(name)
+    s, q = p.image_size, p.image_size // 4
+    x = torch.randn(2, 3, s, s)
+    views = consortium_views(x, sample_offsets(2, s))
+    assert [tuple(v.shape) for v in views] == [(2 * k, 3, q, q) for k in PATCHES]
+    assert PATCHES == (1, 4, 16)
+    offs = sample_offsets(500, s)
+    assert offs[0].max() == 0 and offs[1].max() <= q and offs[2].max() <= 3 * q
+    assert offs[1].max() == q and offs[2].max() == 3 * q  # corners cover every valid position
+
+
+def test_patches_are_crops_at_the_right_scale():
+    x = torch.randn(1, 3, 32, 32)
+    offs = sample_offsets(1, 32)
+    v1, v2, v3 = consortium_views(x, offs)
+    r, c = offs[2][0, 7].tolist()
+    assert torch.equal(v3[7], x[0, :, r:r + 8, c:c + 8])
+    r, c = offs[1][0, 3].tolist()
+    assert torch.allclose(v2[3], torch.nn.functional.avg_pool2d(x, 2)[0, :, r:r + 8, c:c + 8])
+    assert torch.allclose(v1[0], torch.nn.functional.avg_pool2d(x, 4)[0])
+
+
+def test_real_and_fake_get_the_same_patches(monkeypatch):
+    D = MultiScaleDiscriminator(P)
+    seen = []
+    orig = D.forward
+    def spy(x, offsets=None):
+        seen.append(offsets); return orig(x, offsets)
+    monkeypatch.setattr(D, 'forward', spy)
+    real, fake = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    rl, fl = D.critic_pair(real, fake)
+    offs = seen[0]
+    for o in offs: assert torch.equal(o[:4], o[4:])  # the i-th real and i-th fake image: same corners
+    assert [tuple(l.shape) for l in rl] == [tuple(l.shape) for l in fl] == [(4, k) for k in PATCHES]
+    rl2, fl2 = D.critic_pair(real, real.clone())
+    for a, b in zip(rl2, fl2): assert torch.allclose(a, b)
+    with pytest.raises(GANError): D.critic_pair(real, fake[:3])
+
+
+def test_d_loss_is_eq5():
+    r = [torch.full((2, k), 3.) for k in PATCHES]
+    f = [torch.full((2, k), -3.) for k in PATCHES]
+    want = -math.log(1 / (1 + math.exp(-3))) - math.log(1 - 1 / (1 + math.exp(3)))
+    assert abs(d_loss(r, f).item() - want) < 1e-5
+    assert d_loss(r, f) < d_loss(f, r)  # D is rewarded for high logits on real images
+
+
+def test_training_moves_d_and_g_but_not_s_or_enc():
+    seed_everything(0)
+    gan = _gan()
+    learn = gan_learner(_dls(), gan)
+    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    d_losses, g_losses = [], []
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(1, cbs=[_Spy(d_losses, g_losses)])
+    assert len(d_losses) == 2 and len(g_losses) == 2  # 4 batches: D, G, D, G
+    assert all(np.isfinite(d_losses)) and all(np.isfinite(g_losses))
+    changed = lambda pre: [k for k, v in gan.state_dict().items() if k.startswith(pre) and not torch.equal(before[k], v)]
+    assert changed('generator.') and changed('critic.')
+    assert not changed('style.') and not changed('content.')
+    assert all(not q.requires_grad for q in gan.style.parameters()) and all(not q.requires_grad for q in gan.content.parameters())
+    assert not gan.style.training and not gan.content.training
+
+
+from fastai.callback.core import Callback
+class _Spy(Callback):
+    order = 100
+    def __init__(self, d, g): self.d, self.g = d, g
+    def after_loss(self):
+        (self.g if self.learn.loss_func.phase == 'gen' else self.d).append(self.loss.item())
+
+
+def test_d_step_moves_only_d_and_g_step_only_g():
+    seed_everything(1)
+    gan = _gan()
+    learn = gan_learner(_dls(n=16, bs=16), gan)  # one batch per epoch: a single D step
+    before = {k: v.clone() for k, v in gan.state_dict().items()}
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    moved = lambda pre: any(not torch.equal(before[k], v) for k, v in gan.state_dict().items() if k.startswith(pre))
+    assert moved('critic.') and not moved('generator.')
+
+
+def test_train_gan_checkpoints_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
+    run = RunDir(tmp_path / 'run', P)
+    train_gan(run, epochs=1, evaluate=False, device='cpu')
+    ck = run.gan / 'checkpoint.safetensors'
+    assert load_checkpoint(ck)[1]['epoch'] == 1
+    assert (run.gan / 'samples' / 'epoch_001.png').is_file()
+    (run.gan / 'weights.safetensors').unlink()  # as if killed after the first epoch's checkpoint
+    out = train_gan(run, epochs=2, device='cpu')
+    assert out['epoch'] == 2 and load_checkpoint(ck)[1]['epoch'] == 2
+    assert [h['epoch'] for h in out['metrics']['history']] == [1, 2]
+    assert (run.gan / 'samples' / 'epoch_002.png').is_file()
+    for k in ('style_top1', 'content_error_eq9', 'fd', 'fd_floor', 'spread_ratio'): assert k in out['metrics']
+    again = train_gan(run, epochs=2, device='cpu')  # finished: loads, does not retrain
+    assert all(torch.equal(a, b) for a, b in zip(again['G'].state_dict().values(), out['G'].state_dict().values()))
+
+
+def test_load_gan_without_stage_is_a_clear_error(tmp_path):
+    with pytest.raises(GANError, match='no trained GAN'): load_gan(RunDir(tmp_path / 'r', P))
