@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser docs readme clean
+.PHONY: demo test setup browser docs serve-docs readme clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -32,7 +32,12 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else echo "chromium is missing: browser tests will be skipped (apt-get install chromium)"; fi; }
 
 docs: $(STAMP)
+	$(BIN)/python tools/docs.py sidebar
 	$(BIN)/python tools/docs.py build
+	@echo "site in _docs/; open it with: $(BIN)/python tools/docs.py serve"
+
+serve-docs: $(STAMP)
+	$(BIN)/python tools/docs.py serve
 
 readme: $(STAMP)
 	$(BIN)/python tools/docs.py readme

@@ -32,6 +32,13 @@ def _wait_http(url, proc, timeout=120):
     raise TimeoutError(f'{url} did not answer in {timeout}s')
 
 
+def _on_failure(page, name):
+    "Keep a screenshot of the page when a check fails, then let the failure through."
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try: page.screenshot(path=str(ARTIFACTS/f'{name}_failure.png'), full_page=True)
+    except Exception: pass
+
+
 class _Server:
     "A server process in its own process group, stopped (group and all) on exit."
     def __init__(self, cmd, env, cwd, log):
@@ -99,14 +106,14 @@ def test_explorer_in_jupyterlab(run, browser, tmp_path):
         page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget && "
                                "window.jupyterapp.shell.currentWidget.sessionContext.session", timeout=120_000)
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        explorer = page.locator('.jp-Notebook .animestyle-explorer').last
-        explorer.wait_for(state='visible', timeout=240_000)
-        page.wait_for_function("() => !document.querySelector('.jp-Notebook .jp-mod-error') && "
-                               "[...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].every(p => !p.textContent.includes('*'))",
-                               timeout=240_000)
-        page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .animestyle-explorer').length >= 2", timeout=60_000)
-        explorer = page.locator('.jp-Notebook .animestyle-explorer').last
-        src0, src1, shot0, shot1 = _drag_first_slider(page, explorer)
+        try:
+            page.wait_for_function("() => document.querySelectorAll('.jp-Notebook .animestyle-explorer').length >= 2", timeout=300_000)
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].every(p => !p.textContent.includes('*'))",
+                                   timeout=120_000)
+            explorer = page.locator('.jp-Notebook .animestyle-explorer').last
+            src0, src1, shot0, shot1 = _drag_first_slider(page, explorer)
+        except Exception:
+            _on_failure(page, 'explorer_jupyterlab'); raise
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         explorer.screenshot(path=str(ARTIFACTS/'explorer_jupyterlab.png'))
         errors = page.locator('.jp-Notebook [data-mime-type="application/vnd.jupyter.stderr"]:has-text("Traceback")').count()
@@ -124,9 +131,12 @@ def test_explorer_web_app(run, browser, tmp_path):
         outside = []
         page.on('request', lambda r: None if r.url.startswith(LOCAL) else outside.append(r.url))
         page.goto(f'http://127.0.0.1:{port}/', timeout=120_000)
-        explorer = page.locator('.animestyle-explorer').first
-        explorer.wait_for(state='visible', timeout=180_000)
-        src0, src1, shot0, shot1 = _drag_first_slider(page, explorer)
+        try:
+            explorer = page.locator('.animestyle-explorer').first
+            explorer.wait_for(state='visible', timeout=180_000)
+            src0, src1, shot0, shot1 = _drag_first_slider(page, explorer)
+        except Exception:
+            _on_failure(page, 'explorer_web_app'); raise
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS/'explorer_web_app.png'))
         page.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from nbdev.config import get_config
-from nbdev.test import test_nb
+from nbdev.test import test_nb as run_notebook
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = sorted(p for p in (ROOT/'nbs').glob('*.ipynb') if not p.name.startswith('_'))
@@ -23,7 +23,7 @@ def test_notebook_runs(nb, monkeypatch):
     flags = get_config().tst_flags
     flags = flags.split() if isinstance(flags, str) else list(flags)
     start = time.time()
-    ok, _ = test_nb(nb, skip_flags=flags, showerr=True)
+    ok, _ = run_notebook(nb, skip_flags=flags, showerr=True)
     took = time.time() - start
     assert ok, f'{nb.name} failed at the tiny preset (see the traceback above)'
     if took > BUDGET_S: print(f'WARNING: {nb.name} took {took:.0f}s at the tiny preset (budget {BUDGET_S}s)')

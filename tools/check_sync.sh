@@ -15,4 +15,5 @@ if [ -n "$untracked" ]; then
   echo "FAIL: nbdev-export produced files that are not committed: $untracked"; exit 1
 fi
 "$bin/python" tools/docs.py readme --check
+"$bin/python" tools/docs.py sidebar --check
 echo "sync: notebooks, library and README are consistent"
