@@ -240,7 +240,7 @@ def _sniff(path):
     if not path.is_file(): raise CheckpointError(f"checkpoint {path} does not exist")
     size = path.stat().st_size
     with open(path, 'rb') as f: head = f.read(9)
-    if head[:2]==b'PK' or head[:1]==b'\x80': raise CheckpointError(f"{path} is a pickle/torch.save file; animestyle only loads safetensors (no code is ever unpickled)")
+    if head[8:9]!=b'{' and (head[:2]==b'PK' or head[:1]==b'\x80'): raise CheckpointError(f"{path} is a pickle/torch.save file; animestyle only loads safetensors (no code is ever unpickled)")
     if len(head)<9 or head[8:9]!=b'{': raise CheckpointError(f"{path} is not a safetensors file")
     n = struct.unpack('<Q', head[:8])[0]
     if 8+n > size: raise CheckpointError(f"{path} is truncated: its header promises more bytes than the file holds")

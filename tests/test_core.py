@@ -80,3 +80,14 @@ def test_run_dir_refuses_other_preset(tmp_path):
     with pytest.raises(RunDirError, match="made with preset 'tiny'"): RunDir(tmp_path/'r', get_preset('cpu'))
     (tmp_path/'bad').mkdir(); (tmp_path/'bad'/'config.json').write_text('{"preset": {"name": "x"}}')
     with pytest.raises(RunDirError, match='incompatible'): RunDir(tmp_path/'bad')
+
+
+def test_header_length_ending_in_0x80_is_not_a_pickle(tmp_path):
+    "A valid file whose 8-byte header length starts with byte 0x80 (a pickle's first byte) still loads."
+    import struct
+    for pad in range(0, 400):
+        ck = save_checkpoint(tmp_path/'h.safetensors', {'w': torch.ones(3)}, {'pad': 'x'*pad})
+        if ck.read_bytes()[0] == 0x80: break
+    else: pytest.fail('no padding gave a header length ending in 0x80')
+    t, meta = load_checkpoint(ck)
+    assert torch.equal(t['w'], torch.ones(3)) and meta['pad'] == 'x'*pad

@@ -112,7 +112,9 @@ def visit_all(browser, site, shots=None):
         else: offhost.append(r.request.url); r.abort()
     pg.route('**/*', route)
     pg.on('response', lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
-    pg.on('requestfailed', lambda r: failed.append(('failed', r.url)) if r.url.startswith(base) else None)
+    # a lazy image still loading when the next page opens is aborted by the browser, not missing: every
+    # image source is fetched directly below instead
+    pg.on('requestfailed', lambda r: failed.append(('failed', r.url)) if r.url.startswith(base) and r.failure != 'net::ERR_ABORTED' else None)
     pages = {}
     try:
         for f in sorted(site.glob('*.html')):
@@ -124,7 +126,7 @@ def visit_all(browser, site, shots=None):
                 status=resp.status,
                 h1=pg.inner_text('h1.title'),
                 title=pg.title(),
-                links=pg.eval_on_selector_all('a[href]', 'es => es.map(e => e.href)'),
+                links=pg.eval_on_selector_all('a[href]', 'es => es.map(e => e.href)') + pg.eval_on_selector_all('img[src]', 'es => es.map(e => e.src)'),
                 ids=set(pg.eval_on_selector_all('[id], a[name]', 'es => es.map(e => e.id || e.name)')),
                 sidebar=pg.eval_on_selector_all('#sidebar a', 'es => es.map(e => e.getAttribute("href"))'),
                 figures=pg.eval_on_selector_all('.cell-output img', 'es => es.filter(e => e.complete && e.naturalWidth > 0).length'),
