@@ -9,7 +9,7 @@ page and the style page (core until it exists) go to `tests/artifacts/`.
 import ast, base64, functools, http.server, importlib.util, io, json, re, subprocess, sys, threading
 import urllib.request
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
@@ -162,7 +162,7 @@ def check_site(pages, offhost, failed, base):
             target = u.path.lstrip('/') or 'index.html'
             if target.endswith('.html'):
                 assert target in pages, f'{name}: link to missing page {l}'
-                if u.fragment: assert u.fragment in pages[target]['ids'], f'{name}: link to missing anchor {l}'
+                if u.fragment: assert unquote(u.fragment) in pages[target]["ids"], f'{name}: link to missing anchor {l}'
         assert '$$' not in p['text'], f'{name}: raw $$ in the visible text'
         raw = re.findall(r'(?<![\\$\w])\$[^\s$][^$\n]{0,80}?(?<=\S)\$(?!\w)', p['text'])
         assert not raw, f'{name}: unrendered inline math {raw[:3]}'

@@ -344,7 +344,7 @@ class Page:
         else: (self.site/rel).write_bytes(base64.b64decode(data))
         self.n_figures += 1
         capt = f'<figcaption>{html.escape(cap)}</figcaption>' if cap else ''
-        return f'<figure class="figure"><img src="{rel}" alt="{html.escape(cap)}" class="img-fluid" loading="lazy">{capt}</figure>'
+        return f'<figure class="figure"><img src="{rel}" alt="{html.escape(cap)}" class="img-fluid">{capt}</figure>'
 
     def output(self, kind, o, cell_i, out_j, opts) -> str:
         from nbconvert.filters.ansi import ansi2html
