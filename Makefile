@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup browser docs serve-docs readme clean
+.PHONY: demo test setup browser docs serve-docs readme clean notebooks
 
 $(STAMP): pyproject.toml setup.py
 	$(PY) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP) browser
 # Browser tests drive Debian's chromium through the playwright package (never `playwright install`).
 browser:
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else echo "chromium is missing: browser tests will be skipped (apt-get install chromium)"; fi; }
+
+# Re-run every notebook at the `cpu` preset and keep the outputs (what the committed notebooks carry).
+# Runs on copies, so the notebooks stay editable meanwhile; about 45 minutes on two cores.
+notebooks: $(STAMP)
+	$(BIN)/python tools/run_nb.py cpu nbs/[0-9]*.ipynb nbs/index.ipynb
 
 docs: $(STAMP)
 	$(BIN)/python tools/docs.py sidebar

@@ -6,16 +6,18 @@ Docs: https://animestyle.github.io/animestyle/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #b6feaec0
 from __future__ import annotations
-import importlib, inspect, sys, time
+import importlib, inspect, json, logging, os, sys, time, warnings
 from pathlib import Path
 
 from fastcore.script import anno_parser
 
-from .core import RunDir, get_preset, seed_everything
+from . import core
+from .core import CheckpointError, DivergenceError, RunDir, RunDirError, get_preset, seed_everything
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'COMMANDS', 'StageUnavailable', 'stage_func', 'open_run', 'run_stage', 'prepare',
-           'train_style', 'train_content', 'train_gan', 'report', 'pipeline', 'main', 'cli']
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'TRAINED', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'StageUnavailable',
+           'stage_func', 'open_run', 'data_source', 'train_options', 'run_stage', 'prepare', 'train_style',
+           'train_content', 'train_gan', 'report', 'pipeline', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
@@ -42,63 +44,113 @@ def stage_func(name:str # a key of `STAGE_FUNCS`
 # %% ../nbs/10_cli.ipynb #a745701e
 def open_run(preset:str=None, # preset name; default $ANIMESTYLE_PRESET, else cpu
              run:str='runs/demo', # run directory
-             seed:int=42, # seed of a new run
+             seed:int=None, # seed of a new run (default 42); an existing run keeps its own
              create:bool=True # make the run directory if missing
             ) -> RunDir:
-    "The run directory `run`, made with (or checked against) `preset`."
+    "The run directory `run`, made with (or checked against) `preset` and `seed`."
+    if not (sp:=core.settings_path()).is_file():
+        raise core.PresetError(f"settings file {sp} does not exist: unset ANIMESTYLE_SETTINGS or point it at a settings.ini")
     p = get_preset(preset)
-    if not create and not (Path(run)/'config.json').exists(): return RunDir(run, create=False)
-    return RunDir(run, p if preset or not (Path(run)/'config.json').exists() else None, seed=seed)
+    path = Path(run)
+    if path.exists() and not path.is_dir(): raise RunDirError(f"--run {run} is a file, not a run directory: give a folder")
+    made = (path/'config.json').exists()
+    if not made and not create: return RunDir(run, create=False)
+    if not made and path.is_dir() and any(path.iterdir()):
+        raise RunDirError(f"{run} holds other files but no config.json, so it is not a run directory: give a new folder")
+    r = RunDir(run, p if preset or not made else None, seed=42 if seed is None else seed)
+    if made and seed is not None and seed!=r.seed:
+        raise RunDirError(f"run {run} was made with seed {r.seed}, so --seed {seed} would not apply: use a new --run folder")
+    return r
 
 # %% ../nbs/10_cli.ipynb #5adf5857
-def _data_kw(name, data):
-    return dict(source=data) if name=='prepare' else {}
+TRAINED = ('style', 'content', 'gan')
+
+def _check_data(data):
+    "Refuse a `--data` that names nothing, before any folder is made."
+    if data is not None and data!='synthetic' and not Path(data).exists():
+        raise ValueError(f"--data {data}: no such file or folder; give 'synthetic', a folder with one subfolder per artist, "
+                         f"or Danbooru metadata (.json/.jsonl)")
+
+def _cache_source(r):
+    "Where the run's image cache came from ('synthetic' or a resolved path), or None."
+    try: return json.loads((r.path/'data'/'meta.json').read_text())['key']['source']
+    except (OSError, ValueError, KeyError, TypeError): return None
+
+def data_source(r:RunDir, # the run
+                data:str=None # the user's `--data`; None: what the run was prepared from, else synthetic
+               ) -> str:
+    "The data source of `r`, refusing one that would replace the images its trained stages learned from."
+    _check_data(data)
+    have = _cache_source(r)
+    if data is None: return have or 'synthetic'
+    want = data if data=='synthetic' else str(Path(data).resolve())
+    trained = [s for s in TRAINED if any((r.path/s).glob('*.safetensors'))]
+    if have is not None and want!=have and trained:
+        raise ValueError(f"run {r.path} was trained ({', '.join(trained)}) on images from {have}; --data {data} would replace "
+                         f"them: use a new --run folder")
+    return data
+
+def train_options(ckpt_every=None, # steps between resume checkpoints; default `core.ckpt_every()`
+                  skip_bad_batches:bool=False # skip NaN/inf batches instead of stopping
+                 ) -> dict:
+    "The training stages' options, checked before anything runs."
+    return dict(ckpt_every=core.ckpt_every(ckpt_every), skip_bad_batches=bool(skip_bad_batches))
 
 def run_stage(name:str, # a stage of `PIPELINE`
               r:RunDir, # the run
-              data:str='synthetic' # data source, for `prepare`
+              data:str='synthetic', # data source, for `prepare`
+              **train_kw # `train_options()`, for the training stages
              ):
     "Run stage `name` on `r`, printing what it did and how long it took."
     fn = stage_func(name)
     seed_everything(r.seed)
     start = time.time()
-    out = fn(r, **_data_kw(name, data))
+    out = fn(r, **(dict(source=data) if name=='prepare' else train_kw if name in TRAINED else {}))
     print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
+    return out
+
+def _run(stages, preset, run, data, seed, ckpt_every=None, skip_bad_batches=False):
+    "Check every option, open the run, then run `stages` in order."
+    _check_data(data)
+    kw = train_options(ckpt_every, skip_bad_batches)
+    r = open_run(preset, run, seed)
+    src = data_source(r, data)
+    for s in stages: out = run_stage(s, r, src, **kw)
     return out
 
 def prepare(preset:str=None, # preset: paper, cpu or tiny
             run:str='runs/demo', # run directory
-            data:str='synthetic', # 'synthetic', a folder per artist, or Danbooru metadata
-            seed:int=42): # seed of a new run
+            data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
+            seed:int=None): # seed of a new run (default 42)
     "Build the image cache of the run."
-    return run_stage('prepare', open_run(preset, run, seed), data)
+    return _run(('prepare',), preset, run, data, seed)
 
 def train_style(preset:str=None, # preset: paper, cpu or tiny
                 run:str='runs/demo', # run directory
-                data:str='synthetic', # data source, if the cache is missing
-                seed:int=42): # seed of a new run
+                data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
+                seed:int=None, # seed of a new run (default 42)
+                ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+                skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
     "Train the style encoder (§3), preparing the data first if needed."
-    r = open_run(preset, run, seed)
-    run_stage('prepare', r, data)
-    return run_stage('style', r)
+    return _run(('prepare','style'), preset, run, data, seed, ckpt_every, skip_bad_batches)
 
 def train_content(preset:str=None, # preset: paper, cpu or tiny
                   run:str='runs/demo', # run directory
-                  data:str='synthetic', # data source, if the cache is missing
-                  seed:int=42): # seed of a new run
+                  data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
+                  seed:int=None, # seed of a new run (default 42)
+                  ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+                  skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
     "Train the content VAE (§4), running earlier stages first if needed."
-    r = open_run(preset, run, seed)
-    for s in ('prepare','style','content'): out = run_stage(s, r, data)
-    return out
+    return _run(('prepare','style','content'), preset, run, data, seed, ckpt_every, skip_bad_batches)
 
 def train_gan(preset:str=None, # preset: paper, cpu or tiny
               run:str='runs/demo', # run directory
-              data:str='synthetic', # data source, if the cache is missing
-              seed:int=42): # seed of a new run
+              data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
+              seed:int=None, # seed of a new run (default 42)
+              ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+              skip_bad_batches:bool=False): # skip a batch whose D or G loss (or gradient) is NaN or infinite, instead of stopping
     "Train the conditional GAN (§4, §5.2), running earlier stages first if needed."
-    r = open_run(preset, run, seed)
-    for s in ('prepare','style','content','gan'): out = run_stage(s, r, data)
-    return out
+    return _run(('prepare','style','content','gan'), preset, run, data, seed, ckpt_every, skip_bad_batches)
 
 def report(preset:str=None, # preset: paper, cpu or tiny
            run:str='runs/demo'): # run directory
@@ -108,13 +160,18 @@ def report(preset:str=None, # preset: paper, cpu or tiny
 # %% ../nbs/10_cli.ipynb #fa99f34a
 def pipeline(preset:str=None, # preset: paper, cpu or tiny
              run:str='runs/demo', # run directory
-             data:str='synthetic', # 'synthetic', a folder per artist, or Danbooru metadata
-             seed:int=42): # seed of a new run
+             data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
+             seed:int=None, # seed of a new run (default 42)
+             ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+             skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
     "Run every stage in order on `run`, resuming where a previous run stopped."
+    _check_data(data)
+    kw = train_options(ckpt_every, skip_bad_batches)
     r = open_run(preset, run, seed)
+    src = data_source(r, data)
     start = time.time()
     for s in PIPELINE:
-        try: run_stage(s, r, data)
+        try: run_stage(s, r, src, **kw)
         except StageUnavailable as e:
             print(f"[{s}] skipped: {e}"); break
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
@@ -126,27 +183,62 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny
 # %% ../nbs/10_cli.ipynb #ccdcc6d2
 COMMANDS = {'prepare':prepare, 'train-style':train_style, 'train-content':train_content,
             'train-gan':train_gan, 'report':report, 'pipeline':pipeline}
+EXIT_USER,EXIT_DIVERGED,EXIT_INTERRUPTED = 2,3,130
+
+class _UsageError(Exception): pass
 
 def _usage():
-    return "usage: animestyle {" + ",".join(COMMANDS) + "} [--preset P] [--run DIR] [--data SRC]"
+    return "usage: animestyle {" + ",".join([*COMMANDS, 'explore']) + "} [--preset P] [--run DIR] [--data SRC]; animestyle COMMAND --help"
+
+def _parser(cmd, fn):
+    "`fn`'s argument parser, whose errors are one line."
+    p = anno_parser(fn, prog=f'animestyle {cmd}')
+    def error(msg): raise _UsageError(f"{msg} (see animestyle {cmd} --help)")
+    p.error = error
+    return p
+
+def _one_line(e):
+    "The first line of `e`'s message, without the prefix fastai puts on errors raised in callbacks."
+    lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+    if len(lines)>1 and lines[0].startswith('Exception occured in'): lines = lines[1:]
+    return lines[0] if lines else type(e).__name__
+
+def _fail(msg, code=EXIT_USER):
+    print(f"animestyle: error: {msg}", file=sys.stderr, flush=True)
+    return code
+
+def _to_stdout(message, category, filename, lineno, file=None, line=None):
+    print(f"animestyle: warning: {_one_line(message)}", flush=True)
+
+class _StdoutLog(logging.Handler):
+    def emit(self, record): print(f"animestyle: {self.format(record)}", flush=True)
 
 def main(argv:list=None # arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `animestyle` command."
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h','--help'):
-        print(_usage()); return 0 if argv else 2
+        print(_usage(), file=sys.stdout if argv else sys.stderr); return 0 if argv else EXIT_USER
     cmd,rest = argv[0],argv[1:]
-    if cmd=='explore': cmd_fn = _explore()
-    elif cmd not in COMMANDS:
-        print(f"animestyle: error: unknown command {cmd!r}\n{_usage()}", file=sys.stderr); return 2
-    else: cmd_fn = COMMANDS[cmd]
-    args = anno_parser(cmd_fn, prog=f'animestyle {cmd}').parse_args(rest)
-    kw = {k:v for k,v in vars(args).items() if k in inspect.signature(cmd_fn).parameters}
-    try: cmd_fn(**kw)
-    except (ValueError, StageUnavailable, FileNotFoundError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"animestyle: error: {msg}", file=sys.stderr); return 2
+    if cmd!='explore' and cmd not in COMMANDS:
+        return _fail(f"unknown command {cmd!r}; commands: {', '.join([*COMMANDS, 'explore'])}")
+    log,handler = logging.getLogger('animestyle'),_StdoutLog()
+    log.addHandler(handler); level,log.level = log.level,logging.INFO
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _to_stdout
+            cmd_fn = _explore() if cmd=='explore' else COMMANDS[cmd]
+            args = _parser(cmd, cmd_fn).parse_args(rest)
+            cmd_fn(**{k:v for k,v in vars(args).items() if k in inspect.signature(cmd_fn).parameters})
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help
+    except _UsageError as e: return _fail(str(e))
+    except KeyboardInterrupt: return _fail("interrupted: rerun the same command to resume", EXIT_INTERRUPTED)
+    except (DivergenceError, ValueError, StageUnavailable, OSError) as e:
+        if os.environ.get('ANIMESTYLE_TRACEBACK'): raise
+        msg = _one_line(e)
+        if isinstance(e, CheckpointError): msg += ": move it away and rerun to rebuild it"
+        return _fail(msg, EXIT_DIVERGED if isinstance(e, DivergenceError) else EXIT_USER)
+    finally: log.removeHandler(handler); log.level = level
     return 0
 
 def _explore():

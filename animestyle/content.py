@@ -20,8 +20,9 @@ from fastai.callback.core import Callback
 from fastai.optimizer import Adam, RMSProp, SGD
 
 from .core import (RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint,
-                             load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything)
-from .layers import ContentDecoder, ContentEncoder, StyleEncoder
+                             load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything,
+                             DivergenceGuard, StepResume, loop_snapshot, loop_state)
+from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
 from .style import load_style_encoder, nested_dropout_weights
 
 # %% auto #0
@@ -189,7 +190,7 @@ def _load_opt_state(opt, tensors, meta):
         if st: opt.state[pg[0]] = st
 
 class ContentCheckpoint(Callback):
-    "After every epoch, save the VAE and its optimiser state to `path` (resumable)."
+    "After every epoch (and every N steps, through `StepResume`), save the VAE and its optimiser state to `path` (resumable)."
     order = 55  # after the Recorder (50) has logged the epoch
     def __init__(self, path, # the resume checkpoint
                  offset:int=0, # epochs done before this fit
@@ -202,9 +203,17 @@ class ContentCheckpoint(Callback):
         names = self.recorder.metric_names[1:-1]
         row = {n:(float(v) if v is not None else None) for n,v in zip(names, self.recorder.log[1:-1])}
         row['epoch'] = self.offset+self.epoch; self.history.append(row)
+        self._save(row['epoch']+1, loop_snapshot(self.learn))
+
+    def save_step(self, tensors, loop):
+        "Mid-epoch, for `StepResume`: the checkpoint, with the history of the epochs done."
+        self._save(self.offset+self.epoch, (tensors, loop))
+
+    def _save(self, epochs_done, loop):
         ot,om = _opt_state(self.learn.opt)
         sd = {f'model.{k}':v for k,v in self.learn.model.vae_state().items()}
-        save_checkpoint(self.path, {**sd, **ot}, dict(self.meta, epochs_done=row['epoch']+1, history=self.history, opt_meta=om))
+        save_checkpoint(self.path, {**sd, **ot, **loop[0]},
+                        dict(self.meta, epochs_done=epochs_done, history=self.history, opt_meta=om, loop=loop[1]))
 
 # %% ../nbs/06_content.ipynb #3c4ee41b
 def recon_dims(preset # sizes
@@ -273,13 +282,19 @@ def content_learner(run:RunDir, # the run: preset, data
                     kl_weight:float=1., # beta, the weight of the KL term
                     t:float=None, # nested dropout t; default `preset.content_t`
                     all_images:bool=False, # train on every image (the paper) instead of the train split
-                    device=None # default `core.default_device()`
+                    device=None, # default `core.default_device()`
+                    init:bool=True # data-dependent initialisation of Enc and Dec (`layers.data_init`)
                    ) -> Learner:
     "A fastai `Learner` for the content VAE with the preset's optimiser, rate and batch size."
     from animestyle.data.loaders import all_dls, style_dls
     p = run.preset
     dls = (all_dls if all_images else style_dls)(cache, p.content_bs, device=device)
-    model = ContentVAE(p, style, t=t)
+    model = ContentVAE(p, style, t=t).to(dls.device)
+    if init:
+        x = dls.train.one_batch()[0]
+        data_init(model.enc, x)
+        with torch.no_grad(): mu,_ = model.enc(x)
+        data_init(model.dec, torch.cat([model.style_code(x), mu], 1))
     return Learner(dls, model, loss_func=ContentVAELoss(kl_weight), opt_func=content_opt_func(p), lr=p.content_lr,
                    metrics=[LossPart('rec'), LossPart('kl')], cbs=[TargetIsInput()], wd=0., train_bn=True)
 
@@ -303,7 +318,9 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
                   cache=None, # the image cache; default `prepare_data(run)`
                   force:bool=False, # start again even if the run holds a model
                   cbs:list=None, # extra fastai callbacks for the fit
-                  device=None # default `core.default_device()`
+                  device=None, # default `core.default_device()`
+                  ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+                  skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
                  ) -> ContentVAE:
     "Train (or load, or resume) the content VAE of `run`; return it in evaluation mode."
     from animestyle.data.loaders import prepare_data
@@ -324,18 +341,21 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
             vae = ContentVAE(p, style, t=settings['t']).load_vae_state(tensors)
             return vae.to(device or default_device()).eval()
     cache = cache if cache is not None else prepare_data(run)
+    seed_everything(run.seed)  # the same seed gives the same initial weights and batch order
     learn = content_learner(run, cache, style, kl_weight, t, all_images, device)
-    done,history = 0,[]
+    done,history,resume = 0,[],None
     if ckpt.exists():
         tensors,meta = load_checkpoint(ckpt)
         learn.model.load_vae_state({k[6:]:v for k,v in tensors.items() if k.startswith('model.')})
         learn.create_opt(); _load_opt_state(learn.opt, tensors, meta.get('opt_meta', {}))
         done,history = meta['epochs_done'],meta['history']
+        resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
     seed_everything(run.seed+done)
     if done<epochs:
         saver = ContentCheckpoint(ckpt, done, history, dict(settings=settings, preset=p.name))
-        own = [saver, SaveReconstructions(heldout_images(cache, device=learn.dls.device), folder/'recon', done)]
-        learn.fit(epochs-done, p.content_lr, wd=0., cbs=own+list(cbs or []), reset_opt=done==0)
+        own = [saver, SaveReconstructions(heldout_images(cache, device=learn.dls.device), folder/'recon', done),
+               StepResume(saver.save_step, ckpt_every, resume, done, 'content'), DivergenceGuard('content', skip_bad_batches, keep=ckpt)]
+        learn.fit(epochs-done, p.content_lr, wd=0., cbs=own+list(cbs or []), reset_opt=done==0 and resume is None)
         history = saver.history
     n_done = max(done, epochs)
     save_model(learn.model.enc, folder/'encoder.safetensors', dict(settings=settings, epochs_done=n_done))

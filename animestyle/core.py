@@ -18,10 +18,11 @@ from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'PresetError', 'Preset', 'settings_path', 'list_presets',
-           'get_preset', 'default_device', 'autocast', 'seed_everything', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
-           'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
-           'RunDir', 'project_root', 'notebook_run']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'PresetError', 'Preset',
+           'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast', 'seed_everything', 'rgb_to_lab',
+           'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint',
+           'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every',
+           'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -336,3 +337,220 @@ def notebook_run(preset:Preset=None # default: the active preset
     preset = preset or get_preset()
     root = Path(os.environ.get('ANIMESTYLE_RUNS') or project_root()/'runs')
     return RunDir(root/f'notebooks-{preset.name}', preset)
+
+# %% ../nbs/00_core.ipynb #7780e34a
+import itertools, warnings
+with warnings.catch_warnings():  # fastai's import trips torch's deprecation of torch.jit.script: nothing a user can act on
+    warnings.simplefilter('ignore', FutureWarning)
+    from fastai.callback.core import Callback, CancelStepException
+
+# %% ../nbs/00_core.ipynb #fe2309d2
+CKPT_ENV = 'ANIMESTYLE_CKPT_EVERY'
+DEFAULT_CKPT_EVERY = 200
+
+def ckpt_every(n=None # steps between resume checkpoints; default $ANIMESTYLE_CKPT_EVERY, else 200
+              ) -> int:
+    "Training steps between mid-epoch resume checkpoints, checked (0: only at the end of each epoch)."
+    raw = n if n is not None else (os.environ.get(CKPT_ENV) or DEFAULT_CKPT_EVERY)
+    try: v = float(raw) if not isinstance(raw, bool) else -1.
+    except (TypeError, ValueError): v = -1.
+    if not (v>=0 and v.is_integer()):
+        raise ValueError(f"the checkpoint interval must be a whole number of training steps, 0 or more; got {raw!r}")
+    return int(v)
+
+# %% ../nbs/00_core.ipynb #93b3dfc7
+class DivergenceError(RuntimeError):
+    "A NaN or infinite loss or gradient that stopped a stage before it reached the weights."
+    def __init__(self, msg): super().__init__(msg); self.msg = msg
+    def __str__(self): return self.msg  # unchanged when fastai prefixes the callback's name to the args
+
+def _first_bad(t):
+    t = t.detach().float().flatten()
+    return str(t[~torch.isfinite(t)][0].item())
+
+class DivergenceGuard(Callback):
+    "Stop the fit (or skip the batch) when a training loss or gradient is NaN or infinite, before the weights change."
+    order = -4  # after_loss and before_step: before any other callback sees the batch's result
+    def __init__(self, stage:str='training', # named in the message
+                 skip:bool=False, # skip bad batches (no backward, no step) instead of stopping
+                 max_skips:int=20, # stop anyway once more batches than this were skipped in one fit
+                 check_grads:bool=True, # also check the gradients before each optimiser step
+                 keep=None): # the resume checkpoint the message says is kept
+        self.stage,self.skip,self.max_skips,self.check_grads,self.keep = stage,skip,max_skips,check_grads,keep
+        self.skipped = []
+
+    def before_fit(self): self.skipped = []
+
+    def _where(self):
+        sr = getattr(self.learn, 'step_resume', None)
+        if isinstance(sr, StepResume): return sr.step+1, sr.epoch_now, sr.batch_now
+        return self.learn.train_iter+1, self.epoch, self.iter
+
+    def _what(self):
+        phase = getattr(self.learn.loss_func, 'phase', None)
+        return {'critic':'discriminator (D) loss', 'gen':'generator (G) loss'}.get(phase, 'loss')
+
+    def _bad(self, what, value):
+        step,epoch,batch = self._where()
+        where = f"step {step} (epoch {epoch+1}, batch {batch+1})"
+        if not self.skip:
+            kept = f"the last good checkpoint, {self.keep}, is kept" if self.keep else "no later checkpoint was written"
+            raise DivergenceError(f"{self.stage}: the {what} is {value} at {where}; stopped before it reached the weights and "
+                                  f"{kept}: lower the learning rate, or rerun with --skip-bad-batches")
+        self.skipped.append(dict(step=step, epoch=epoch, batch=batch, what=what, value=value))
+        if len(self.skipped)>self.max_skips:
+            raise DivergenceError(f"{self.stage}: {len(self.skipped)} batches skipped for a NaN or infinite value, the last "
+                                  f"at {where}: training has diverged; lower the learning rate")
+        warnings.warn(f"{self.stage}: skipped the batch at {where}: the {what} is {value}")
+
+    def after_loss(self):
+        if not self.training or bool(torch.isfinite(self.learn.loss).all()): return
+        self._bad(self._what(), _first_bad(self.learn.loss))
+        self.learn.yb = ()  # skipping: no backward, no step, and the recorder leaves the batch out
+
+    def before_step(self):
+        if not self.check_grads: return
+        grads = [q.grad for q in self.learn.model.parameters() if q.grad is not None]
+        if not grads: return
+        norm = torch.nn.utils.get_total_norm(grads)
+        if bool(torch.isfinite(norm)): return
+        self._bad(f"gradient of the {self._what()}", _first_bad(norm))
+        raise CancelStepException()  # skipping: fastai zeroes the gradients without a step
+
+# %% ../nbs/00_core.ipynb #76849f60
+class _SkipBatches:
+    "The train loader without its first `n` batches, dropped by index so that no image of them is read."
+    def __init__(self, dl, n, on_start=None): self.dl,self.n,self.on_start = dl,n,on_start
+    def __len__(self): return max(len(self.dl)-self.n, 0)
+    def __getattr__(self, k): return getattr(self.dl, k)
+    def __iter__(self):
+        for i,b in enumerate(self._batches()):
+            if i==0 and self.on_start is not None: self.on_start()  # the loader has drawn its seeds; no callback has run
+            yield b
+    def _batches(self):
+        dl,n = self.dl,self.n
+        if not dl.bs or dl.fake_l.num_workers>0:  # no index-level shortcut: read and drop
+            yield from itertools.islice(dl, n, None); return
+        own = vars(dl).get('create_batches')
+        orig = dl.create_batches
+        dl.create_batches = lambda samps: orig(itertools.islice(samps, n*dl.bs, None))
+        try: yield from dl
+        finally:
+            if own is None: del dl.create_batches
+            else: dl.create_batches = own
+
+def _tup(x): return tuple(_tup(v) for v in x) if isinstance(x, list) else x
+
+def loop_state(tensors:dict, # a checkpoint's tensors
+               meta:dict # and its metadata
+              ):
+    "The loop state a stage stored beside its weights (as a `StepResume` wrote it) as `(tensors, meta)`, or None."
+    if not isinstance(meta.get('loop'), dict): return None
+    return {k:v for k,v in tensors.items() if k.startswith('loop.')}, meta['loop']
+
+def loop_snapshot(learn, # a Learner, with or without a `StepResume`
+                  epoch_end:bool=True # the state for the start of the next epoch
+                 ) -> tuple:
+    "`learn`'s loop state to store in a checkpoint: `({}, None)` when it has no `StepResume`."
+    sr = getattr(learn, 'step_resume', None)
+    return sr.state(epoch_end) if isinstance(sr, StepResume) else ({}, None)
+
+# %% ../nbs/00_core.ipynb #ebbec46f
+class StepResume(Callback):
+    "Write a resume checkpoint every `every` training steps, and resume a fit to the batch, as if it never stopped."
+    order = 56  # after the Recorder (50) has counted the batch and the GAN switcher (0) has taken its turn
+    def __init__(self, save=None, # `save(tensors, meta)`: write the stage's resume checkpoint with this loop state
+                 every=None, # training steps between saves; default `ckpt_every()`; 0: none mid-epoch
+                 resume:tuple=None, # `(tensors, meta)` from `loop_state`: where the previous run stopped
+                 epoch0:int=0, # epochs done before this fit
+                 name:str='training', # the stage, for messages
+                 get_extra=None, # `learn -> dict`: more loop state to keep (e.g. whose turn it is in a GAN)
+                 set_extra=None): # `(learn, extra, mid_epoch)`: put it back
+        self.save,self.every,self.epoch0,self.stage = save,ckpt_every(every),epoch0,name
+        self.get_extra,self.set_extra = get_extra,set_extra
+        if resume is not None and resume[1].get('epoch')!=epoch0: resume = None  # from another epoch: not this fit's
+        self.resume = resume
+        m = resume[1] if resume else {}
+        self.step,self.skip,self.resumes = m.get('step'),m.get('iter', 0),list(m.get('resumes', []))
+        self.epoch_now,self.batch_now,self.done,self.dl_rng,self.rng_pending = epoch0,0,0,None,False
+
+    def before_fit(self):
+        self.first = True
+        if self.resume is not None:
+            self.resumes.append(self.step)
+            where = f"after batch {self.skip} of epoch {self.epoch0+1}" if self.skip else f"at the start of epoch {self.epoch0+1}"
+            print(f"[{self.stage}] resuming at step {self.step}, {where}")
+
+    def before_epoch(self): self.epoch_now = self.epoch0+self.epoch
+
+    def before_train(self):
+        dl = self.dls.train
+        self.n_batches = len(dl)
+        if self.first and self.resume is not None:
+            self._restore_loop(dl)
+            self.rng_pending = True
+            if not self.skip: self._restore_rng()  # an epoch start: before the loader draws its seed
+            # mid-epoch: once the loader has drawn its seed, before any callback draws for the first batch
+        if self.step is None: self.step = self.epoch_now*self.n_batches
+        self.dl_rng = dl.rng.getstate()  # before this epoch's shuffle: enough to replay its order
+        self.done = self.skip if self.first else 0
+        if self.done: self.learn.dl = _SkipBatches(self.learn.dl, self.done, self._restore_rng if self.rng_pending else None)
+        self.first = False
+
+    def before_batch(self):
+        if self.training: self.batch_now = self.done
+
+    def after_batch(self):
+        if not self.training: return
+        self.step += 1; self.done += 1
+        if self.save is not None and self.every and self.step%self.every==0 and self.done<self.n_batches:
+            self.save(*self.state())
+
+    def after_train(self): self.skip = 0
+
+    def _mets(self):
+        rec = self.learn.recorder
+        return [rec.smooth_loss, *(rec.metrics if rec.train_metrics else [])]
+
+    def state(self, epoch_end:bool=False # the state for the start of the next epoch, not after the current batch
+             ) -> tuple:
+        "The loop state as `(tensors, meta)` to store in a checkpoint."
+        t = {'loop.torch_rng': torch.get_rng_state()}
+        if torch.cuda.is_available():
+            t.update({f'loop.cuda_rng.{i}':s for i,s in enumerate(torch.cuda.get_rng_state_all())})
+        nps = np.random.get_state()
+        t['loop.np_rng'] = torch.from_numpy(nps[1].astype(np.int64))
+        mets = {}
+        for i,met in enumerate(self._mets()):
+            for k,v in vars(met).items():
+                if isinstance(v, torch.Tensor) and v.numel()==1: t[f'loop.met.{i}.{k}'] = v.detach().reshape(())
+                elif isinstance(v, (int, float)) and not isinstance(v, bool): mets[f'{i}.{k}'] = v
+        dl_rng = self.dls.train.rng.getstate() if epoch_end else self.dl_rng
+        meta = dict(epoch=self.epoch_now+int(epoch_end), iter=0 if epoch_end else self.done, step=self.step,
+                    dl_rng=dl_rng, py_rng=random.getstate(), np_rng=[nps[0], int(nps[2]), int(nps[3]), float(nps[4])],
+                    metrics=mets, extra=self.get_extra(self.learn) if self.get_extra else None, resumes=self.resumes)
+        return t, meta
+
+    def _restore_rng(self):
+        "Torch's, NumPy's and Python's global generators."
+        t,m = self.resume
+        torch.set_rng_state(t['loop.torch_rng'])
+        cuda = [t[k] for k in sorted((k for k in t if k.startswith('loop.cuda_rng.')), key=lambda k: int(k.rsplit('.',1)[1]))]
+        if cuda and torch.cuda.is_available() and len(cuda)==torch.cuda.device_count(): torch.cuda.set_rng_state_all(cuda)
+        n = m['np_rng']
+        np.random.set_state((n[0], t['loop.np_rng'].numpy().astype(np.uint32), n[1], n[2], n[3]))
+        random.setstate(_tup(m['py_rng']))
+        self.rng_pending = False
+
+    def _restore_loop(self, dl):
+        "The loader's shuffle, the running losses and the extra state."
+        t,m = self.resume
+        if m.get('dl_rng') is not None: dl.rng.setstate(_tup(m['dl_rng']))
+        for i,met in enumerate(self._mets()):
+            if i>0 and not self.skip: continue  # the train metrics start afresh with each epoch
+            for k,v in t.items():
+                if k.startswith(f'loop.met.{i}.'): setattr(met, k.split('.', 3)[3], v.clone())
+            for k,v in m.get('metrics', {}).items():
+                j,name = k.split('.', 1)
+                if j==str(i): setattr(met, name, v)
+        if self.set_extra is not None and m.get('extra') is not None: self.set_extra(self.learn, m['extra'], bool(self.skip))

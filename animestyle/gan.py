@@ -22,7 +22,8 @@ from fastai.vision.gan import FixedGANSwitcher
 from fastprogress.fastprogress import progress_bar
 
 from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, seed_everything,
-                             lab_to_rgb, save_json, save_checkpoint, load_checkpoint)
+                             lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
+                             DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
 from .data.loaders import ImageCache, prepare_data, all_dls
 
@@ -501,26 +502,42 @@ class GANMonitor(Callback):
         self.history.append(rec)
         last = [h.get('d_loss', 1.) for h in self.history[-self.patience:]]
         if len(last)==self.patience and max(last)<self.d_floor:
-            warnings.warn(f"the discriminator loss has been below {self.d_floor} for {self.patience} epochs: G gets no adversarial gradient")
+            msg = f"the discriminator loss has been below {self.d_floor} for {self.patience} epochs: G gets no adversarial gradient"
+            rec['warning'] = f"epoch {rec['epoch']}: {msg}"  # kept in the history and in metrics.json
+            warnings.warn(msg)
 
 class GANCheckpoint(Callback):
-    "After every epoch, save G, D, both optimisers, the history and the random state to `path`, atomically."
+    "After every epoch (and every N steps, through `StepResume`), save G, D, both optimisers, the history and the random state to `path`, atomically."
     order = 62
     def __init__(self, fname # the .safetensors file
                 ):
         self.fname = Path(fname)
-    def after_epoch(self):
+    def after_epoch(self): self._save(loop_snapshot(self.learn))
+    def save_step(self, tensors, loop):
+        "Mid-epoch, for `StepResume`: the same checkpoint, with the history of the epochs done."
+        self._save((tensors, loop))
+    def _save(self, loop):
         m,t = self.learn.model,self.learn.gan_trainer
+        hist = self.learn.gan_monitor.history
         tensors = {**{f'G.{k}':v for k,v in m.generator.state_dict().items()},
                    **{f'D.{k}':v for k,v in m.critic.state_dict().items()},
-                   'rng.torch':torch.get_rng_state()}
-        meta = dict(history=self.learn.gan_monitor.history, epoch=self.learn.gan_monitor.history[-1]['epoch'])
+                   'rng.torch':torch.get_rng_state(), **loop[0]}
+        meta = dict(history=hist, epoch=hist[-1]['epoch'] if hist else 0, loop=loop[1])
         for name,opt in (('opt_g',t.opt_g),('opt_d',t.opt_d)):
             sd = opt.opt.state_dict()
             for i,st in sd['state'].items():
                 for k,v in st.items(): tensors[f'{name}.{i}.{k}'] = torch.as_tensor(v)
             meta[name] = [{k:v for k,v in g.items()} for g in sd['param_groups']]
         save_checkpoint(self.fname, tensors, meta)
+
+def _gan_turn(learn):
+    "Whose turn it is (D or G) and how far into it: what a mid-epoch resume needs besides the random state."
+    sw = learn.fixed_gan_switcher
+    return dict(gen_mode=bool(learn.gan_trainer.gen_mode), n_c=sw.n_c, n_g=sw.n_g)
+
+def _set_gan_turn(learn, turn, mid_epoch):
+    learn.gan_trainer.switch(turn['gen_mode'])
+    if mid_epoch: learn.fixed_gan_switcher.n_c,learn.fixed_gan_switcher.n_g = turn['n_c'],turn['n_g']
 
 def _restore_opt(opt, name, tensors, meta):
     state = {}
@@ -577,7 +594,10 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
               lr:float=None, # learning rate; default `preset.gan_lr`
               n_crit:int=1, # D steps per G step
               device=None, # default `core.default_device()`
-              evaluate:bool=True # measure and write `metrics.json` at the end
+              evaluate:bool=True, # measure and write `metrics.json` at the end
+              ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+              skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or inf instead of stopping
+              collapse_epochs:int=3 # warn when the D loss stays near zero for this many epochs in a row
              ) -> dict:
     "Train (or resume, or load) the conditional GAN of `run`; return `load_gan(run)`."
     p = run.preset
@@ -593,10 +613,11 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     gan = CondGAN(Generator(p), MultiScaleDiscriminator(p), style, content, p).to(device)
     real = RealFeatures(gan, cache, seed=run.seed)
     n_mon = min(512, len(real.features))
-    history,done = [],0
+    history,done,resume = [],0,None
     learn = gan_learner(all_dls(cache, bs, device=device), gan, p, lr=lr, n_crit=n_crit,
                         cbs=[GANSamples(folder/'samples', _fixed_codes(p)),
-                             GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]]),
+                             GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]],
+                                        patience=collapse_epochs),
                              GANCheckpoint(ckpt)])
     if ckpt.is_file():
         t,meta = load_checkpoint(ckpt)
@@ -608,8 +629,11 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         tr.opt_g = learn.opt_func(list(gan.generator.parameters()), lr=learn.lr)
         _restore_opt(tr.opt_g, 'opt_g', t, meta); _restore_opt(tr.opt_d, 'opt_d', t, meta)
         torch.set_rng_state(t['rng.torch'])
+        resume = loop_state(t, meta)  # where in the epoch it stopped, with every random state and whose turn it was
     learn.gan_monitor.history,learn.gan_monitor.epoch0,learn.gan_samples.epoch0 = list(history),done,done
-    if done<epochs: learn.fit(epochs-done)
+    if done<epochs:
+        learn.fit(epochs-done, cbs=[StepResume(learn.gan_checkpoint.save_step, ckpt_every, resume, done, 'gan', _gan_turn, _set_gan_turn),
+                                    DivergenceGuard('gan', skip_bad_batches, keep=ckpt)])
     history = learn.gan_monitor.history
     meta = dict(epoch=len(history), d_style=p.d_style, d_content=p.d_content, code_dim=p.code_dim, preset=p.name)
     save_checkpoint(wfile, {**{f'G.{k}':v for k,v in gan.generator.state_dict().items()},
@@ -620,7 +644,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         warn = [h['epoch'] for h in history if h.get('d_loss', 1.)<0.05]
         save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr,
                   train_seconds=round(time.time()-start, 1) + prev.get('train_seconds', 0) if done else round(time.time()-start, 1),
-                  d_loss_near_zero_epochs=warn, history=history))
+                  d_loss_near_zero_epochs=warn, warnings=[h['warning'] for h in history if 'warning' in h], history=history))
     return load_gan(run, device)
 
 def load_gan(run:RunDir, # a run with a trained GAN stage

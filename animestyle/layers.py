@@ -17,9 +17,9 @@ from torch.nn.utils.parametrizations import weight_norm
 from .core import Preset, get_preset
 
 # %% auto #0
-__all__ = ['ACT_SLOPE', 'wn_conv', 'wn_linear', 'act', 'ResBlock', 'LayerError', 'level_blocks', 'ResNetEncoder', 'ResNetDecoder',
-           'StyleEncoder', 'ContentEncoder', 'ContentDecoder', 'Generator', 'Discriminator', 'param_count',
-           'check_gradients', 'param_table']
+__all__ = ['ACT_SLOPE', 'wn_conv', 'wn_linear', 'act', 'ResBlock', 'LayerError', 'level_blocks', 'ResNetEncoder', 'data_init',
+           'ResNetDecoder', 'StyleEncoder', 'ContentEncoder', 'ContentDecoder', 'Generator', 'Discriminator',
+           'param_count', 'check_gradients', 'param_table']
 
 # %% ../nbs/04_layers.ipynb #d422dfdf
 ACT_SLOPE = 0.2
@@ -127,6 +127,34 @@ def _deepest_side(image_size, n_levels):
     f = 2**(n_levels-1)
     if image_size%f: raise LayerError(f"image side {image_size} must be divisible by 2^(levels-1) = {f}")
     return image_size//f
+
+# %% ../nbs/04_layers.ipynb #bdb36718
+@torch.no_grad()
+def data_init(net:nn.Module, # a network of weight-normalised layers
+              *inputs, # one batch of real inputs for `net`
+              scale:float=1.0 # target standard deviation of every pre-activation
+             ) -> nn.Module:
+    "Data-dependent initialisation: set each weight-normalised layer's g and b so its outputs on `inputs` have zero mean and std `scale`."
+    done,hooks = set(),[]
+    def hook(m, inp, out):
+        if m in done: return
+        done.add(m)
+        dims = [0, *range(2, out.ndim)]
+        mean,std = out.mean(dims),out.std(dims).clamp(min=1e-6)
+        g = m.parametrizations.weight.original0
+        g.mul_((scale/std).view(g.shape))
+        m.bias.copy_((m.bias-mean)*scale/std)
+        shape = (1, -1) + (1,)*(out.ndim-2)
+        return (out-mean.view(shape))*(scale/std).view(shape)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and hasattr(m, 'parametrizations'): hooks.append(m.register_forward_hook(hook))
+    if not hooks: raise LayerError("data_init needs a network with weight-normalised layers")
+    was_training = net.training
+    try: net.eval()(*inputs)
+    finally:
+        for h in hooks: h.remove()
+        net.train(was_training)
+    return net
 
 # %% ../nbs/04_layers.ipynb #d5dcda1b
 class ResNetDecoder(nn.Module):

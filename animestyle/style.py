@@ -20,16 +20,17 @@ from fastai.callback.tracker import EarlyStoppingCallback
 from fastai.optimizer import Adam, RMSProp, SGD
 
 from .core import (Preset, RunDir, default_device, get_preset, load_checkpoint, load_model, save_checkpoint,
-                             save_json, save_model, seed_everything, notebook_run)
+                             save_json, save_model, seed_everything, notebook_run,
+                             DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import StyleEncoder
 
 # %% auto #0
 __all__ = ['METHODS', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms', 'pairwise_loss',
            'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio', 'retrieval_metrics',
-           'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'style_learner', 'partial_opt',
-           'fit_style', 'StyleCode', 'train_style', 'load_style_encoder', 'eq1_comparison', 'choose_d_prime',
-           'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table', 'factor_correlation', 'plot_correlation',
-           'summarise_style']
+           'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'style_learner', 'init_style_model',
+           'partial_opt', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder', 'eq1_comparison',
+           'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table', 'factor_correlation',
+           'plot_correlation', 'summarise_style']
 
 # %% ../nbs/05_style.ipynb #0ce8c9d6
 def prefix_sq_distances(a:torch.Tensor, # (N, D) points
@@ -241,7 +242,7 @@ def _load_opt(opt, tensors, meta):
         if st: opt.state[pg[0]] = st
 
 class StyleCheckpoint(Callback):
-    "Save the best model (by `monitor`) and a resume checkpoint after every epoch; restore the best after fitting."
+    "Save the best model (by `monitor`) and a resume checkpoint after every epoch (and every N steps, through `StepResume`); restore the best after fitting."
     order = 55  # after the Recorder has logged the epoch (50), before early stopping may cancel the fit (60)
     def __init__(self, best_path, # where the best weights go
                  last_path, # where the resume checkpoint goes
@@ -261,9 +262,17 @@ class StyleCheckpoint(Callback):
         if score>self.best:
             self.best,self.best_epoch = score,epoch
             save_model(self.learn.model, self.best_path, dict(meta, best=score, best_epoch=epoch))
+        self._save_last(meta, loop_snapshot(self.learn))
+
+    def save_step(self, tensors, loop):
+        "Mid-epoch, for `StepResume`: the resume checkpoint, with the history and best of the epochs done."
+        self._save_last(dict(self.meta, epoch=self.epoch+self.offset-1, history=self.history), (tensors, loop))
+
+    def _save_last(self, meta, loop):
         ot,om = _opt_tensors(self.learn.opt)
         sd = {f'model.{k}':v for k,v in self.learn.model.state_dict().items()}
-        save_checkpoint(self.last_path, {**sd, **ot}, dict(meta, best=self.best, best_epoch=self.best_epoch, opt_meta=om))
+        save_checkpoint(self.last_path, {**sd, **ot, **loop[0]},
+                        dict(meta, best=self.best, best_epoch=self.best_epoch, opt_meta=om, loop=loop[1]))
 
     def after_fit(self):
         if self.best_path.exists(): load_model(self.learn.model, self.best_path)
@@ -282,19 +291,33 @@ def style_learner(run:RunDir, # the run: preset and data
                   method:str='centres', # 'centres' (eqs. 2+3), 'pairs' (eq. 1), 'softmax' (baseline)
                   nested:bool=True, # nested dropout (eq. 3)
                   eval_dims:tuple=None, # prefix lengths shown each epoch; default (1, 2, d_style, D)
-                  device=None # default `core.default_device()`
+                  device=None, # default `core.default_device()`
+                  init:bool=True # data-dependent start: `layers.data_init` on S, centres at the artists' mean codes
                  ) -> Learner:
     "A fastai `Learner` for the style encoder with `method`'s loss, optimiser and batch size from the preset."
     from animestyle.data.loaders import style_dls
     p = run.preset
     dls = style_dls(cache, p.style_bs, device=device, pk=(method=='pairs'))
-    model = StyleModel(p, train_counts(cache), method, nested)
+    model = StyleModel(p, train_counts(cache), method, nested).to(dls.device)
+    if init: init_style_model(model, dls)
     dims = tuple(sorted({min(d, p.style_dim) for d in (eval_dims or (1, 2, p.d_style, p.style_dim))}))
     metrics = ([PrefixPrecision(d) for d in (p.d_style,)] if method=='pairs'
                else [PrefixAccuracy(d) for d in dims] + [PrefixPrecision(p.d_style)])
     opt = _OPTS[p.style_opt]
     return Learner(dls, model, loss_func=lambda z,y: model.loss(z,y), opt_func=partial_opt(opt), lr=p.style_lr,
                    metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True)
+
+def init_style_model(model:StyleModel, # a freshly built model
+                     dls # its DataLoaders
+                    ) -> StyleModel:
+    "Data-dependent start: weight-norm init of S on one training batch; centres at each artist's mean code."
+    from animestyle.layers import data_init
+    xb,_ = dls.train.one_batch()
+    data_init(model.encoder, xb)
+    if model.method=='centres':
+        z,y = embed(model.encoder, dls.train.new(shuffle=False, drop_last=False))
+        with torch.no_grad(): model.centres.copy_(class_means(z, y, len(model.centres)).to(model.centres))
+    return model
 
 def partial_opt(opt):
     "`opt` with weight decay switched off (fastai's Adam defaults to 0.01)."
@@ -311,7 +334,9 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
               patience:int=2, # stop after this many epochs without improvement
               cache=None, # the image cache; default `prepare_data(run)`
               force:bool=False, # retrain even if the run holds a finished model
-              name:str=None # file stem under run.style; default from method and nested
+              name:str=None, # file stem under run.style; default from method and nested
+              ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+              skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
              ) -> tuple:
     "Train (or load, or resume) one style model; return `(model, history)`."
     from animestyle.data.loaders import prepare_data
@@ -329,16 +354,18 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
     seed_everything(run.seed)
     learn = style_learner(run, cache, method, nested)
     ckpt = StyleCheckpoint(best, last, monitor, dict(method=method, nested=nested, preset=p.name, finished=False))
-    start = 0
+    start,resume = 0,None
     if last.exists() and not force:
         tensors,meta = load_checkpoint(last)
         learn.model.load_state_dict({k[6:]:v for k,v in tensors.items() if k.startswith('model.')})
         learn.create_opt(); _load_opt(learn.opt, tensors, meta.get('opt_meta', {}))
         ckpt.best,ckpt.best_epoch,ckpt.history = meta['best'],meta['best_epoch'],meta['history']
         start = ckpt.offset = meta['epoch']+1
+        resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
     if start<epochs:
         stop = EarlyStoppingCallback(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=patience)
-        learn.fit(epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop], reset_opt=start==0)
+        guards = [StepResume(ckpt.save_step, ckpt_every, resume, start, 'style'), DivergenceGuard('style', skip_bad_batches, keep=last)]
+        learn.fit(epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards], reset_opt=start==0 and resume is None)
     else: load_model(learn.model, best)
     meta = dict(method=method, nested=nested, preset=p.name, finished=True, history=ckpt.history,
                 best=ckpt.best, best_epoch=ckpt.best_epoch, epochs_run=len(ckpt.history))

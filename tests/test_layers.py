@@ -92,3 +92,21 @@ def test_pooled_encoder_is_size_agnostic():
     p = get_preset('tiny')
     assert StyleEncoder(p)(torch.randn(1, 3, 64, 64)).shape == (1, p.style_dim)
     assert ResNetDecoder((8, 16), (1, 1), 4, image_size=16)(torch.randn(3, 4)).shape == (3, 3, 16, 16)
+
+
+def test_data_init_normalises_every_layer_in_forward_order():
+    from animestyle.layers import data_init
+    torch.manual_seed(0)
+    p = get_preset('tiny')
+    net = StyleEncoder(p)
+    x = torch.rand(32, 3, p.image_size, p.image_size) * 2 - 1
+    data_init(net, x)
+    stats = []
+    hooks = [m.register_forward_hook(lambda m, i, o: stats.append((o.transpose(0, 1).flatten(1).mean(1), o.transpose(0, 1).flatten(1).std(1))))
+             for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    net(x)
+    for h in hooks: h.remove()
+    assert len(stats) > 5
+    for mean, std in stats:  # every layer, not only the last, sees its own statistics after the earlier layers changed
+        assert mean.abs().max() < 1e-3 and (std - 1).abs().max() < 1e-3
+    with pytest.raises(LayerError): data_init(torch.nn.Conv2d(3, 3, 1), x)

@@ -140,3 +140,15 @@ def test_style_code_is_normalised(tiny_run):
     assert s.mean(0).abs().max() < 1e-3 and (s.std(0) - 1).abs().max() < 1e-2
     assert not any(q.requires_grad for q in code.parameters())
     assert code.centres.shape == (cache.manifest.artist_id.nunique(), p.style_dim)
+
+
+def test_data_dependent_start_puts_centres_at_artist_means(tiny_run):
+    from animestyle.style import class_means, embed
+    run, cache = tiny_run
+    learn = style_learner(run, cache, device='cpu')
+    m = learn.model
+    z, y = embed(m.encoder, learn.dls.train.new(shuffle=False, drop_last=False))
+    assert torch.allclose(m.centres.detach(), class_means(z, y, len(m.centres)), atol=1e-5)
+    assert (z.std(0) - 1).abs().mean() < 0.5  # S starts with unit-scale codes, not a shared offset
+    cold = style_learner(run, cache, device='cpu', init=False).model
+    assert not torch.allclose(cold.centres.detach(), class_means(z, y, len(m.centres)), atol=1e-2)

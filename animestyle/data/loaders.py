@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/data.loaders.html.md"""
 
 # %% ../../nbs/03_data.loaders.ipynb #61e78f8b
 from __future__ import annotations
-import contextlib, hashlib, json, logging, os, shutil, time
+import contextlib, hashlib, json, logging, mmap, os, shutil, time
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +88,16 @@ def _assemble(part, plan, n_chunks):
         raise NoImagesError(f"no usable images in {plan.name}" + (f" ({len(skipped)} skipped: {', '.join(f'{k} {v}' for k, v in counts.items())})" if skipped else ''))
     first = np.load(chunks/f'{int(man._chunk.iloc[0]):06d}.npy', mmap_mode='r')
     shape = (len(man), *first.shape[1:])
-    arr = np.memmap(part/'images.u8', dtype=np.uint8, mode='w+', shape=shape)
+    with open(part/'images.u8', 'w+b') as f:
+        f.truncate(int(np.prod(shape)))
+        mm = mmap.mmap(f.fileno(), int(np.prod(shape)))
+    arr = np.frombuffer(mm, dtype=np.uint8).reshape(shape)
     pos = np.arange(len(man))
-    for c, g in man.groupby('_chunk', sort=True):
+    for k, (c, g) in enumerate(man.groupby('_chunk', sort=True)):
         src = np.load(chunks/f'{int(c):06d}.npy', mmap_mode='r')
         arr[pos[man._chunk.values == c]] = src[g._offset.values]
-    arr.flush(); del arr
+        if k % 16 == 15: _release(mm)
+    del arr; _release(mm); mm.close()
     with open(part/'images.u8', 'rb') as f: os.fsync(f.fileno())
     save_json(part/'images.json', dict(shape=list(shape), dtype='uint8'))
     with atomic_write(part/'manifest.csv') as tmp: man.drop(columns=['_chunk', '_offset']).to_csv(tmp, index=False)
@@ -103,6 +107,11 @@ def _assemble(part, plan, n_chunks):
                 split=man.split.value_counts().to_dict(), skipped=counts, built=time.strftime('%Y-%m-%d %H:%M:%S'),
                 **{k: v for k, v in info.items() if k != 'skipped_items'})
     save_json(part/'meta.json', meta)
+
+def _release(mm):
+    "Write the mapped pages out and drop them from this process: its memory stays flat however large the cache."
+    mm.flush()
+    if hasattr(mmap, 'MADV_DONTNEED'): mm.madvise(mmap.MADV_DONTNEED)
 
 def _swap_in(part, dest):
     old = dest.parent/f'.{dest.name}.old'
@@ -150,12 +159,23 @@ def _run_chunks(folder, plan, parts, todo, workers):
         for i in progress_bar(todo, leave=False):
             _save_chunk(folder, i, *_split_result(plan.work(parts[i], **plan.work_kw), parts[i]))
         return
-    from concurrent.futures import as_completed
     with synthetic.worker_pool(workers) as pool:
-        futs = {pool.submit(plan.work, parts[i], **plan.work_kw): i for i in todo}
-        for f in progress_bar(as_completed(futs), total=len(futs), leave=False):
-            i = futs[f]
+        done = _in_flight(pool, plan, parts, todo, limit=2 * (workers or os.cpu_count() or 1))
+        for i, f in progress_bar(done, total=len(todo), leave=False):
             _save_chunk(folder, i, *_split_result(f.result(), parts[i]))
+
+def _in_flight(pool, plan, parts, todo, limit):
+    "Submit the chunks `todo` with at most `limit` unsaved at once; yield `(i, future)` as each finishes."
+    from concurrent.futures import FIRST_COMPLETED, wait
+    todo, running = iter(todo), {}
+    def submit(n):
+        for i in [i for _, i in zip(range(n), todo)]: running[pool.submit(plan.work, parts[i], **plan.work_kw)] = i
+    submit(limit)
+    while running:
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for f in finished:
+            yield running.pop(f), f
+            submit(1)
 
 # %% ../../nbs/03_data.loaders.ipynb #49f97b3d
 def _code_hash(module):
