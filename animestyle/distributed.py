@@ -208,9 +208,6 @@ def launch(script, # a .py file, or Python source text
            env:dict=None # more environment variables
           ) -> subprocess.CompletedProcess:
     "Run `script` on `nproc` processes with `torchrun --standalone` or `accelerate launch --multi_gpu`."
-    path = Path(str(script))
-    if not (path.suffix == '.py' and path.is_file()):
-        path = Path(tempfile.mkdtemp(prefix='animestyle-launch-'))/'job.py'; path.write_text(script)
     bindir = Path(sys.executable).parent
     if launcher == 'torchrun': cmd = [str(bindir/'torchrun'), '--standalone', f'--nproc_per_node={nproc}']
     elif launcher == 'accelerate':
@@ -218,7 +215,10 @@ def launch(script, # a .py file, or Python source text
                '--mixed_precision=no', '--dynamo_backend=no']
     else: raise ValueError(f"launcher must be 'torchrun' or 'accelerate', got {launcher!r}")
     e = dict(os.environ, OMP_NUM_THREADS=os.environ.get('OMP_NUM_THREADS', '1'), **(env or {}))
-    return subprocess.run([*cmd, str(path), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
+    with tempfile.TemporaryDirectory(prefix='animestyle-launch-') as d:
+        path = Path(str(script))
+        if not (path.suffix == '.py' and path.is_file()): path = Path(d)/'job.py'; path.write_text(script)
+        return subprocess.run([*cmd, str(path), *map(str, args)], capture_output=True, text=True, timeout=timeout, env=e)
 
 class WriteLog:
     "Record the files this process publishes (opens for writing, or renames onto) under `root` while active."

@@ -21,7 +21,7 @@ from animestyle.style import style_learner
 def _job(tmp_path, launcher, epochs):
     code = (f"from animestyle.distributed import style_demo\n"
             f"style_demo({str(tmp_path/'run')!r}, {str(tmp_path/'out')!r}, epochs={epochs}, style_bs=16)\n")
-    res = launch(code, nproc=2, launcher=launcher, timeout=240)
+    res = launch(code, nproc=2, launcher=launcher, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     return [json.loads((tmp_path/'out'/f'rank{r}.json').read_text()) for r in (0, 1)]
 
