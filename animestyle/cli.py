@@ -102,19 +102,31 @@ def run_stage(name:str, # a stage of `PIPELINE`
               **train_kw # `train_options()`, for the training stages
              ):
     "Run stage `name` on `r`, printing what it did and how long it took."
+    from animestyle.distributed import main_process_first
     fn = stage_func(name)
     seed_everything(r.seed)
     start = time.time()
-    out = fn(r, **(dict(source=data) if name=='prepare' else train_kw if name in TRAINED else {}))
-    print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
+    if name=='prepare':  # in a data-parallel job the main process builds the cache; the others then open it
+        with main_process_first(): out = fn(r, source=data)
+    elif name=='report' and not core.is_main_process(): out = None  # one process writes the report
+    else: out = fn(r, **(train_kw if name in TRAINED else {}))
+    core.barrier()
+    if core.is_main_process(): print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
     return out
+
+def _open(preset, run, seed, data):
+    "Join the launcher's process group if there is one, then open the run (the main process first) and check `data`."
+    from animestyle.distributed import init_distributed, main_process_first
+    init_distributed()
+    with main_process_first():
+        r = open_run(preset, run, seed)
+        return r, data_source(r, data)
 
 def _run(stages, preset, run, data, seed, ckpt_every=None, skip_bad_batches=False):
     "Check every option, open the run, then run `stages` in order."
     _check_data(data)
     kw = train_options(ckpt_every, skip_bad_batches)
-    r = open_run(preset, run, seed)
-    src = data_source(r, data)
+    r,src = _open(preset, run, seed, data)
     for s in stages: out = run_stage(s, r, src, **kw)
     return out
 
@@ -167,8 +179,7 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny
     "Run every stage in order on `run`, resuming where a previous run stopped."
     _check_data(data)
     kw = train_options(ckpt_every, skip_bad_batches)
-    r = open_run(preset, run, seed)
-    src = data_source(r, data)
+    r,src = _open(preset, run, seed, data)
     start = time.time()
     for s in PIPELINE:
         try: run_stage(s, r, src, **kw)

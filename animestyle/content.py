@@ -23,6 +23,8 @@ from .core import (RunDir, atomic_write, default_device, get_preset, lab_to_rgb,
                              load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
+from .core import barrier
+from .distributed import distributed_fit
 from .style import load_style_encoder, nested_dropout_weights
 
 # %% auto #0
@@ -355,11 +357,12 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
         saver = ContentCheckpoint(ckpt, done, history, dict(settings=settings, preset=p.name))
         own = [saver, SaveReconstructions(heldout_images(cache, device=learn.dls.device), folder/'recon', done),
                StepResume(saver.save_step, ckpt_every, resume, done, 'content'), DivergenceGuard('content', skip_bad_batches, keep=ckpt)]
-        learn.fit(epochs-done, p.content_lr, wd=0., cbs=own+list(cbs or []), reset_opt=done==0 and resume is None)
+        distributed_fit(learn, epochs-done, p.content_lr, wd=0., cbs=own+list(cbs or []), reset_opt=done==0 and resume is None)
         history = saver.history
     n_done = max(done, epochs)
     save_model(learn.model.enc, folder/'encoder.safetensors', dict(settings=settings, epochs_done=n_done))
     save_checkpoint(final, learn.model.vae_state(), dict(settings=settings, preset=p.name, epochs_done=n_done, history=history))
+    barrier()  # in a data-parallel job, the other ranks read these files only once the main process has written them
     return learn.model.eval()
 
 def load_content_vae(run:RunDir, # a run with a trained content stage

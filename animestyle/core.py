@@ -19,10 +19,11 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'PresetError', 'Preset',
-           'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast', 'seed_everything', 'rgb_to_lab',
-           'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint',
-           'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every',
-           'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume']
+           'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast', 'seed_everything',
+           'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json',
+           'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
+           'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot',
+           'StepResume']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -179,6 +180,15 @@ def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
     if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
     return seed
 
+def is_main_process() -> bool:
+    "True in a single process and on rank 0 of a data-parallel job: the one process that publishes files."
+    return int(os.environ.get('RANK', 0)) == 0
+
+def barrier():
+    "Wait until every rank of a data-parallel job gets here (a no-op in a single process)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.barrier()
+
 # %% ../nbs/00_core.ipynb #6ac3bf36
 LAB_SCALE = (50., 110., 110.)
 
@@ -204,22 +214,24 @@ class CheckpointError(ValueError):
     "A checkpoint that is missing, damaged, or not a safetensors file."
 
 @contextlib.contextmanager
-def atomic_write(path # the file to write
+def atomic_write(path, # the file to write
+                 all_ranks:bool=False # publish from every rank of a data-parallel job, not only the main one
                 ):
-    "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."
+    "Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds (and this process publishes)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd,tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     os.close(fd)
     try:
         yield Path(tmp)
-        with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if all_ranks or is_main_process():
+            with open(tmp, 'rb') as f: os.fsync(f.fileno())
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
 
-def save_json(path, obj):
-    "Write `obj` as JSON to `path` atomically."
-    with atomic_write(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
+def save_json(path, obj, all_ranks:bool=False):
+    "Write `obj` as JSON to `path` atomically (from the main process only, unless `all_ranks`)."
+    with atomic_write(path, all_ranks) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #e4e77128

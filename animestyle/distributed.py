@@ -17,12 +17,13 @@ from fastai.callback.core import Callback
 from fastai.distributed import DistributedDL, DistributedTrainer
 from fastai.torch_core import num_distrib, rank_distrib
 
+from .core import barrier, is_main_process
 from .data.loaders import CacheDataset, CacheDL
 
 # %% auto #0
-__all__ = ['world_size', 'rank', 'is_main_process', 'barrier', 'rank0_only', 'main_process_first', 'init_distributed',
-           'shard_rows', 'ShardedDL', 'ModuleDDP', 'ShardedTrainer', 'offset_seeds', 'maybe_distrib', 'distributed_fit',
-           'state_hash', 'launch', 'WriteLog', 'style_demo']
+__all__ = ['world_size', 'rank', 'rank0_only', 'main_process_first', 'init_distributed', 'shard_rows', 'ShardedDL', 'ModuleDDP',
+           'ShardedTrainer', 'offset_seeds', 'maybe_distrib', 'distributed_fit', 'state_hash', 'launch', 'WriteLog',
+           'style_demo']
 
 # %% ../nbs/11_distributed.ipynb #94188d8e
 def world_size() -> int:
@@ -32,14 +33,6 @@ def world_size() -> int:
 def rank() -> int:
     "This process's rank in the job (0 when alone)."
     return rank_distrib()
-
-def is_main_process() -> bool:
-    "True in a single process and on rank 0: the one process that writes checkpoints, metrics and figures."
-    return rank_distrib() == 0
-
-def barrier():
-    "Wait until every rank gets here (a no-op in a single process)."
-    if dist.is_available() and dist.is_initialized(): dist.barrier()
 
 def rank0_only(f):
     "Decorate `f` to run on the main process only; the other ranks get None."
@@ -101,6 +94,13 @@ class ShardedDL(DistributedDL):
         t = torch.tensor(t, dtype=torch.long, device=dev)
         dist.broadcast(t, rank)
         return t.cpu().tolist()
+
+    @property
+    def rng(self):
+        "The generator that shuffles this rank's shard (what `core.StepResume` saves and restores)."
+        return self.dl.rng
+    @rng.setter
+    def rng(self, v): self.dl.rng = v
 
     def __len__(self):
         if not self.sharded: return super().__len__()
@@ -273,8 +273,8 @@ def style_demo(run_path, # the run folder (made at `preset` when missing)
     rep = Report()
     monitor = f'acc@{run.preset.d_style}'
     best, last = run.stage('style')/'metric.safetensors', run.style/'metric.last.safetensors'
-    cbs = [rep, EarlyStoppingCallback(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=epochs)]
-    if is_main_process(): cbs.append(StyleCheckpoint(best, last, monitor))
+    cbs = [rep, EarlyStoppingCallback(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=epochs),
+           StyleCheckpoint(best, last, monitor)]  # on every rank: only the main process's writes are published
     with WriteLog(run.path/'style') as log:
         t = time.perf_counter()
         distributed_fit(learn, epochs, run.preset.style_lr, cbs=cbs)
@@ -284,7 +284,7 @@ def style_demo(run_path, # the run folder (made at `preset` when missing)
         history = [[float(v) for v in row] for row in learn.recorder.values]
         rank0_only(save_json)(run.style/'metrics.json', dict(history=history, names=learn.recorder.metric_names[1:-1]))
         barrier()
-    save_json(out/f'rank{rank()}.json', dict(
+    save_json(out/f'rank{rank()}.json', all_ranks=True, obj=dict(
         rank=rank(), world_size=world_size(), backend=dist.get_backend() if dist.is_initialized() else None,
         shard=None if rep.shard is None else rep.shard.tolist(), batch_losses=rep.batch_losses, epoch_history=history,
         final_hash=rep.final, best_hash=state_hash(learn.model), fit_s=dt, published=log.published))

@@ -25,7 +25,9 @@ from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, 
                              lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
+from .core import atomic_write, barrier
 from .data.loaders import ImageCache, prepare_data, all_dls
+from .distributed import distributed_fit
 
 # %% auto #0
 __all__ = ['PATCHES', 'SCALES', 'OPTIMISERS', 'GANError', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
@@ -480,7 +482,7 @@ class GANSamples(Callback):
         with torch.no_grad(): x = m.generator(self.codes.to(next(m.parameters()).device))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.last = self.folder/f'epoch_{self.epoch0+self.epoch+1:03d}.png'
-        Image.fromarray(to_rgb_grid(x, self.ncols)).save(self.last)
+        with atomic_write(self.last) as tmp: Image.fromarray(to_rgb_grid(x, self.ncols)).save(tmp, format='png')
 
 class GANMonitor(Callback):
     "After every epoch: the Fréchet distance on a fixed sample, the losses, and a warning when D wins outright."
@@ -632,7 +634,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         resume = loop_state(t, meta)  # where in the epoch it stopped, with every random state and whose turn it was
     learn.gan_monitor.history,learn.gan_monitor.epoch0,learn.gan_samples.epoch0 = list(history),done,done
     if done<epochs:
-        learn.fit(epochs-done, cbs=[StepResume(learn.gan_checkpoint.save_step, ckpt_every, resume, done, 'gan', _gan_turn, _set_gan_turn),
+        distributed_fit(learn, epochs-done, find_unused=True, cbs=[StepResume(learn.gan_checkpoint.save_step, ckpt_every, resume, done, 'gan', _gan_turn, _set_gan_turn),
                                     DivergenceGuard('gan', skip_bad_batches, keep=ckpt)])
     history = learn.gan_monitor.history
     meta = dict(epoch=len(history), d_style=p.d_style, d_content=p.d_content, code_dim=p.code_dim, preset=p.name)
@@ -645,6 +647,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr,
                   train_seconds=round(time.time()-start, 1) + prev.get('train_seconds', 0) if done else round(time.time()-start, 1),
                   d_loss_near_zero_epochs=warn, warnings=[h['warning'] for h in history if 'warning' in h], history=history))
+    barrier()  # in a data-parallel job the main process has written the weights and metrics
     return load_gan(run, device)
 
 def load_gan(run:RunDir, # a run with a trained GAN stage

@@ -22,6 +22,8 @@ from fastai.optimizer import Adam, RMSProp, SGD
 from .core import (Preset, RunDir, default_device, get_preset, load_checkpoint, load_model, save_checkpoint,
                              save_json, save_model, seed_everything, notebook_run,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
+from .core import barrier, is_main_process
+from .distributed import distributed_fit
 from .layers import StyleEncoder
 
 # %% auto #0
@@ -56,7 +58,7 @@ def nested_terms(sq_dist:torch.Tensor, # (..., D) squared prefix distances
                  weights:torch.Tensor=None, # (D,) nested dropout weights; None: full distance only
                  h:torch.Tensor=None # (D,) positive scales h_d, shared by same and diff
                 ) -> tuple:
-    "$\mathcal{L}'_{same}$ and $\mathcal{L}'_{diff}$ of eq. 3 (or eq. 1's $\mathcal{L}_{same}$, $\mathcal{L}_{diff}$ without `weights`)."
+    r"$\mathcal{L}'_{same}$ and $\mathcal{L}'_{diff}$ of eq. 3 (or eq. 1's $\mathcal{L}_{same}$, $\mathcal{L}_{diff}$ without `weights`)."
     if weights is None: t2 = sq_dist[...,-1]; return loss_same(t2), loss_diff(t2)
     t2 = sq_dist*h.pow(2)
     w = weights.to(sq_dist)
@@ -67,7 +69,7 @@ def pairwise_loss(z:torch.Tensor, # (B, D) style codes of a batch
                   weights:torch.Tensor=None, # nested dropout weights (eq. 3), or None (eq. 1)
                   h:torch.Tensor=None # scales h_d (eq. 3)
                  ) -> torch.Tensor:
-    "Eq. 1 on a batch: mean $\mathcal{L}_{same}$ over same-artist pairs + mean $\mathcal{L}_{diff}$ over other pairs."
+    r"Eq. 1 on a batch: mean $\mathcal{L}_{same}$ over same-artist pairs + mean $\mathcal{L}_{diff}$ over other pairs."
     same = (y[:,None]==y[None,:]).to(z)
     ls,ld = nested_terms(prefix_sq_distances(z, z), weights, h)
     n_same,n_diff = same.sum(),(1-same).sum()
@@ -81,7 +83,7 @@ def centre_loss(z:torch.Tensor, # (B, D) style codes of a batch
                 weights:torch.Tensor=None, # nested dropout weights (eq. 3), or None (plain eq. 2)
                 h:torch.Tensor=None # scales h_d (eq. 3)
                ) -> torch.Tensor:
-    "Eq. 2 (with eq. 3's $\mathcal{L}'$ when `weights` is given), estimated on a batch."
+    r"Eq. 2 (with eq. 3's $\mathcal{L}'$ when `weights` is given), estimated on a batch."
     counts = counts.to(z)
     N,B = counts.sum(),len(z)
     own = F.one_hot(y, len(centres)).to(z)
@@ -275,6 +277,7 @@ class StyleCheckpoint(Callback):
                         dict(meta, best=self.best, best_epoch=self.best_epoch, opt_meta=om, loop=loop[1]))
 
     def after_fit(self):
+        barrier()  # in a data-parallel job the main process has written the best epoch
         if self.best_path.exists(): load_model(self.learn.model, self.best_path)
 
 # %% ../nbs/05_style.ipynb #e64b55ec
@@ -365,12 +368,13 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
     if start<epochs:
         stop = EarlyStoppingCallback(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=patience)
         guards = [StepResume(ckpt.save_step, ckpt_every, resume, start, 'style'), DivergenceGuard('style', skip_bad_batches, keep=last)]
-        learn.fit(epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards], reset_opt=start==0 and resume is None)
+        distributed_fit(learn, epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards], reset_opt=start==0 and resume is None)
     else: load_model(learn.model, best)
     meta = dict(method=method, nested=nested, preset=p.name, finished=True, history=ckpt.history,
                 best=ckpt.best, best_epoch=ckpt.best_epoch, epochs_run=len(ckpt.history))
     save_model(learn.model, best, meta)
-    if last.exists(): last.unlink()
+    barrier()
+    if is_main_process() and last.exists(): last.unlink()
     return learn.model.eval(), ckpt.history
 
 # %% ../nbs/05_style.ipynb #e4ca1a84
@@ -412,6 +416,7 @@ def train_style(run:RunDir=None, # the run; default `core.notebook_run()`
     code.mean.copy_(z.mean(0)); code.std.copy_(z.std(0).clamp(min=1e-6))
     code.h.copy_(model.h.detach().cpu()); code.centres.copy_(model.centres.detach().cpu())
     save_model(code, out, dict(preset=run.preset.name, d_style=run.preset.d_style, n_artists=len(model.centres)))
+    barrier()
     return model
 
 def load_style_encoder(run:RunDir=None, # the run; default `core.notebook_run()`

@@ -100,3 +100,49 @@ def test_single_process_is_a_plain_fit(tmp_path):
         else: learn.fit(1)
         hashes.append(state_hash(learn.model))
     assert hashes[0] == hashes[1]
+
+
+PIPELINE_JOB = '''
+import json, sys
+from pathlib import Path
+import fastai.learner
+from fastai.callback.core import Callback
+from animestyle.core import save_json
+from animestyle.distributed import WriteLog, rank, state_hash
+from animestyle import cli
+run, out = Path(sys.argv[1]), Path(sys.argv[2])
+fits = []
+class Report(Callback):
+    "Every fit's shard, training losses and final weights (before any checkpoint is loaded back)."
+    order = 54
+    def before_fit(self): fits.append(dict(model=type(getattr(self.learn.model, 'module', self.learn.model)).__name__, shard=None, losses=[]))
+    def before_train(self):
+        rows = getattr(self.dl, 'rows', None)
+        if rows is not None: fits[-1]['shard'] = sorted(map(int, rows))
+    def after_batch(self):
+        if self.training: fits[-1]['losses'].append(float(self.loss))
+    def after_fit(self): fits[-1]['hash'] = state_hash(self.learn.model)
+fastai.learner.defaults.callbacks = [*fastai.learner.defaults.callbacks, Report]
+with WriteLog(run) as log: status = cli.main(['pipeline', '--preset', 'tiny', '--run', str(run)])
+save_json(out/f'rank{rank()}.json', dict(status=status, fits=fits, published=log.published), all_ranks=True)
+'''
+
+
+def test_cli_pipeline_two_processes(tmp_path):
+    "`torchrun ... animestyle pipeline`: every stage trains data-parallel, from shards, and only rank 0 writes."
+    (tmp_path/'out').mkdir()
+    res = launch(PIPELINE_JOB, nproc=2, args=(tmp_path/'run', tmp_path/'out'), timeout=900)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
+    r0, r1 = [json.loads((tmp_path/'out'/f'rank{r}.json').read_text()) for r in (0, 1)]
+    assert r0['status'] == r1['status'] == 0
+    # the style, content and GAN stages each fitted once, on both ranks
+    assert [f['model'] for f in r0['fits']] == [f['model'] for f in r1['fits']] == ['StyleModel', 'ContentVAE', 'CondGAN']
+    for f0, f1 in zip(r0['fits'], r1['fits']):
+        assert f0['shard'] and f1['shard'] and not set(f0['shard']) & set(f1['shard'])  # disjoint shards of the cache
+        assert f0['losses'] != f1['losses']                                            # so different batches...
+        assert f0['hash'] == f1['hash']                                                # ...yet the same weights
+    # rank 0 published every stage's artefacts; rank 1 wrote nothing into the run
+    assert {'config.json', 'style/style.safetensors', 'content/vae.safetensors', 'gan/weights.safetensors',
+            'gan/metrics.json', 'report/report.html'} <= set(r0['published'])
+    assert [p for p in r1['published'] if not p.endswith('.lock')] == []  # (it takes the cache's lock to read it)
+    assert not list((tmp_path/'run').rglob('*.tmp'))
