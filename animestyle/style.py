@@ -30,9 +30,9 @@ from .layers import StyleEncoder
 __all__ = ['METHODS', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms', 'pairwise_loss',
            'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio', 'retrieval_metrics',
            'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'style_learner', 'init_style_model',
-           'partial_opt', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder', 'eq1_comparison',
-           'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table', 'factor_correlation',
-           'plot_correlation', 'summarise_style']
+           'partial_opt', 'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder',
+           'eq1_comparison', 'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table',
+           'factor_correlation', 'plot_correlation', 'summarise_style']
 
 # %% ../nbs/05_style.ipynb #0ce8c9d6
 def prefix_sq_distances(a:torch.Tensor, # (N, D) points
@@ -328,13 +328,21 @@ def partial_opt(opt):
     return partial(opt, wd=0.)
 
 # %% ../nbs/05_style.ipynb #a7e5f184
+class ResumedEarlyStopping(EarlyStoppingCallback):
+    "fastai's early stopping, continuing a resumed run from its best score and its epochs without improvement."
+    def __init__(self, *args, best:float=None, wait:int=0, **kwargs):
+        super().__init__(*args, **kwargs); self.best0,self.wait0 = best,wait
+    def before_fit(self):
+        super().before_fit()
+        if self.best0 is not None: self.best,self.wait = self.best0,self.wait0
+
 def _variant(method, nested): return {'centres':'metric', 'pairs':'pairs', 'softmax':'baseline'}[method] + ('' if nested else '_plain')
 
 def fit_style(run:RunDir, # the run: preset, data, and where to write
               method:str='centres', # 'centres' (eqs. 2+3), 'pairs' (eq. 1), 'softmax' (baseline)
               nested:bool=True, # nested dropout (eq. 3)
               epochs:int=None, # upper bound on epochs; default `preset.style_epochs`
-              patience:int=2, # stop after this many epochs without improvement
+              patience:int=3, # stop after this many held-out evaluations without improvement
               cache=None, # the image cache; default `prepare_data(run)`
               force:bool=False, # retrain even if the run holds a finished model
               name:str=None, # file stem under run.style; default from method and nested
@@ -366,7 +374,8 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
         start = ckpt.offset = meta['epoch']+1
         resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
     if start<epochs:
-        stop = EarlyStoppingCallback(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=patience)
+        stop = ResumedEarlyStopping(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=patience,
+                                    best=ckpt.best if start else None, wait=start-1-ckpt.best_epoch if start else 0)
         guards = [StepResume(ckpt.save_step, ckpt_every, resume, start, 'style'), DivergenceGuard('style', skip_bad_batches, keep=last)]
         distributed_fit(learn, epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards], reset_opt=start==0 and resume is None)
     else: load_model(learn.model, best)

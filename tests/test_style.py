@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from animestyle.core import RunDir, get_preset, load_checkpoint
+from animestyle.core import RunDir, get_preset, load_checkpoint, save_checkpoint
 from animestyle.style import (StyleCheckpoint, StyleModel, centre_loss, choose_d_prime, eq10_ratio, fit_style,
                               load_style_encoder, nested_dropout_weights, nested_terms, pairwise_loss,
                               prefix_sq_distances, retrieval_metrics, style_learner, train_style)
@@ -125,6 +125,26 @@ def test_resume_and_idempotence(tiny_run):
     mtime = best.stat().st_mtime_ns
     _, again = fit_style(run, epochs=2, cache=cache)
     assert again == hist and best.stat().st_mtime_ns == mtime
+
+
+def test_resume_keeps_early_stopping_state(tmp_path, monkeypatch):
+    "A resumed fit counts the epochs without improvement from before the interruption, against the best score so far."
+    from animestyle.data.loaders import prepare_data
+    run = RunDir(tmp_path/'r', get_preset('tiny', style_epochs=10))
+    cache = prepare_data(run, workers=1)
+    last = run.style/'metric.last.safetensors'
+    orig = StyleCheckpoint.after_epoch
+    def interrupt_after_epoch_1(self):
+        orig(self)
+        if self.epoch == 1: raise KeyboardInterrupt
+    monkeypatch.setattr(StyleCheckpoint, 'after_epoch', interrupt_after_epoch_1)
+    with pytest.raises(KeyboardInterrupt): fit_style(run, cache=cache, patience=2)
+    monkeypatch.setattr(StyleCheckpoint, 'after_epoch', orig)
+    tensors, meta = load_checkpoint(last)
+    save_checkpoint(last, tensors, dict(meta, best=2.0, best_epoch=0))  # a best no epoch can beat, one epoch ago
+    _, hist = fit_style(run, cache=cache, patience=2)
+    # one epoch without improvement was already behind it: the second, epoch 2, stops the run
+    assert [h['epoch'] for h in hist] == [0, 1, 2]
 
 
 def test_style_code_is_normalised(tiny_run):

@@ -12,7 +12,7 @@ def run(preset, path):
     env = dict(os.environ, ANIMESTYLE_PRESET=preset)
     t = time.time()
     try:
-        r = subprocess.run([str(Path(sys.executable).with_name('nbdev-test')), str(tmp), '--save', '--do-print'], env=env)
+        r = subprocess.run([str(Path(sys.executable).with_name('nbdev-test')), str(tmp), '--save', '--do-print', '--cell-timeout', '0'], env=env)
         print(f'{path.name}: exit {r.returncode} in {time.time()-t:.0f} s', flush=True)
         if r.returncode: return False
         out = {c['id']:c for c in json.loads(tmp.read_text())['cells']}
