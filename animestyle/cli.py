@@ -108,7 +108,7 @@ def run_stage(name:str, # a stage of `PIPELINE`
     start = time.time()
     if name=='prepare':  # in a data-parallel job the main process builds the cache; the others then open it
         with main_process_first(): out = fn(r, source=data)
-    elif name=='report' and not core.is_main_process(): out = None  # one process writes the report
+    elif name=='report' and not core.is_main_process(): out = None  # evaluation only: the other ranks need not repeat it
     else: out = fn(r, **(train_kw if name in TRAINED else {}))
     core.barrier()
     if core.is_main_process(): print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
