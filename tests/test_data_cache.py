@@ -1,13 +1,15 @@
 "The image cache: idempotent, atomic, resumable after kill -9, safe under concurrent builders; the split rule; the loaders."
-import json, logging, os, signal, subprocess, sys, textwrap, time
+import hashlib, io, json, logging, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from animestyle.core import RunDir, get_preset
 from animestyle.data import loaders, synthetic
+from animestyle.data.ingest import split_by_artist
 from animestyle.data.loaders import CacheError, ImageCache, all_dls, build_cache, prepare_data, style_dls, synthetic_plan
 
 
@@ -126,3 +128,65 @@ def test_loaders(tmp_path, preset):
     assert set(pk.train.dataset.idxs[pk.train.get_idxs()]) <= train_rows
     a = all_dls(cache, bs=16, device='cpu')
     assert a.train.n == len(cache) and a.valid.n == (m.split == 'test').sum()
+
+
+def _manifest_row_by_row(n_artists, n_characters, per_artist, seed=0, jitter=0.08):
+    "The reference `synthetic_manifest` builds column by column: a dict per image, each value drawn in turn."
+    A, C = synthetic.make_artists(n_artists, seed), synthetic.make_characters(n_characters, seed)
+    rng, rows = np.random.default_rng([seed, 3]), []
+    for i in range(n_artists):
+        perm = rng.permutation(n_characters)
+        for j in range(per_artist):
+            ch = int(perm[j % n_characters])
+            r = dict(artist=A.artist[i], artist_id=i, character=ch)
+            for k in synthetic.STYLE_FACTORS:
+                v = A.at[i, k]
+                r[f'style_{k}'] = v if k in synthetic.CATEGORICAL_STYLE else float(np.clip(v + rng.normal(0, jitter), 0, 1))
+            for k, (L, _) in synthetic.CONTENT_FACTORS.items():
+                if k in synthetic.PICTURE_FACTORS: v = rng.integers(L) if L else rng.uniform(-1, 1)
+                else: v = C.at[ch, k] if L else np.clip(C.at[ch, k] + rng.normal(0, 0.15), -1, 1)
+                r[f'content_{k}'] = int(v) if L else float(v)
+            r['draw_seed'] = int(rng.integers(2**31))
+            rows.append(r)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize('args', [(3, 7, 7, 0), (3, 24, 7, 5), (4, 6, 13, 1, 0.1), (2, 3, 1, 42)])
+def test_manifest_is_the_row_by_row_one(args):
+    pd.testing.assert_frame_equal(synthetic.synthetic_manifest(*args), _manifest_row_by_row(*args), check_exact=True)
+
+
+def test_manifest_is_pinned():
+    "The default data set's manifest (hence its images) as first published; change the digest only when the generator changes on purpose."
+    csv = synthetic.synthetic_manifest(32, 24, 100, seed=0).to_csv(index=False)
+    assert hashlib.sha1(csv.encode()).hexdigest() == '82aa730525580260ee8b4b71281d690cb67d71e5'
+
+
+def test_plan_rows_become_the_manifest(tmp_path, preset):
+    "Tasks are the manifest's rows made into dicts a slice at a time, recorded as row numbers; the cache's manifest is the plan's, with split and source."
+    plan = synthetic_plan(preset, seed=3)
+    man = synthetic.synthetic_manifest(preset.synth_artists, preset.synth_characters, preset.synth_per_artist, 3)
+    assert not isinstance(plan.tasks, list) and len(plan.tasks) == len(man)
+    assert plan.tasks[5:12] == man.iloc[5:12].to_dict('records') and plan.tasks[len(man) - 2:len(man) + 5] == man.iloc[-2:].to_dict('records')
+    parts = loaders._Chunks(plan.tasks, 37)
+    assert len(parts) == -(-len(man) // 37) and parts[1] == plan.tasks[37:74] and parts.records(1) == [dict(image=i) for i in range(37, 74)]
+    assert loaders._Chunks(list(range(10)), 4).records(2) == [8, 9]     # a plain list of tasks records itself
+    plan.work = lambda rows, size: np.stack([np.full((size, size, 3), r['draw_seed'] % 256, np.uint8) for r in rows])
+    cache = build_cache(tmp_path/'data', plan, workers=1, chunk=37)  # the last chunk is a short one
+    want = pd.read_csv(io.StringIO(man.to_csv(index=False)))
+    want.insert(2, 'split', split_by_artist(man.artist, 3)); want.insert(3, 'source', 'synthetic')
+    pd.testing.assert_frame_equal(cache.manifest, want)
+    assert (cache.images[:, 0, 0, 0] == man.draw_seed.values % 256).all()
+
+
+def test_chunk_records_join_like_one_frame(tmp_path):
+    "Records read a chunk at a time make the frame all records would make at once: skipped items, columns first seen later."
+    chunks = [[dict(source='a', artist='x', face=0, likelihood=0.9, row=0), dict(source='b', artist='x', skip='no face found', row=None)],
+              [dict(source='c', artist='y', skip='unreadable (OSError)', row=None)],
+              [dict(source='d', artist='y', face=1, likelihood=0.5, pixel_hash='h', row=3), dict(source='e', artist='z', face=0, likelihood=0.7, pixel_hash='g', row=1)],
+              [dict(artist='z', character=4), dict(artist='z', character=5)]]  # no row: the image is the record's position
+    for i, recs in enumerate(chunks): (tmp_path/f'{i:06d}.json').write_text(json.dumps(recs))
+    got = pd.concat([loaders._chunk_records(tmp_path/f'{i:06d}.json', i) for i in range(len(chunks))], ignore_index=True)
+    want = pd.DataFrame([{**{k: v for k, v in r.items() if k != 'row'}, '_chunk': i, '_offset': -1 if r.get('row', j) is None else r.get('row', j)}
+                         for i, recs in enumerate(chunks) for j, r in enumerate(recs)])
+    pd.testing.assert_frame_equal(got, want)

@@ -74,14 +74,18 @@ def _save_chunk(folder, i, images, records):
         with open(tmp, 'wb') as f: np.save(f, images)
     save_json(folder/f'{i:06d}.json', records)
 
+def _chunk_records(path, i):
+    "The records of chunk `i` as a DataFrame, with the chunk and each record's image in it (`_offset`, -1 for none)."
+    recs = json.loads(path.read_text())
+    for j, r in enumerate(recs):
+        row = r.pop('row', j)  # a record's image in its chunk; records of skipped items have none
+        r['_chunk'], r['_offset'] = i, -1 if row is None else row
+    return pd.DataFrame(recs).copy()  # a copy: string columns can be views of an object array holding every value
+
 def _assemble(part, plan, n_chunks):
     chunks = part/'chunks'
-    recs = []
-    for i in range(n_chunks):
-        for j, r in enumerate(json.loads((chunks/f'{i:06d}.json').read_text())):
-            row = r.pop('row', j)  # a record's image in its chunk; records of skipped items have none
-            recs.append({**r, '_chunk': i, '_offset': -1 if row is None else row})
-    man, info = plan.finish(pd.DataFrame(recs))
+    recs = pd.concat([_chunk_records(chunks/f'{i:06d}.json', i) for i in range(n_chunks)] or [pd.DataFrame()], ignore_index=True)
+    man, info = plan.finish(recs); del recs  # a small frame per chunk, joined: never a dict per image
     skipped = info.get('skipped_items', [])
     counts = pd.Series([r for _, r in skipped], dtype=object).value_counts().to_dict()
     if len(man) == 0:
@@ -92,15 +96,15 @@ def _assemble(part, plan, n_chunks):
         f.truncate(int(np.prod(shape)))
         mm = mmap.mmap(f.fileno(), int(np.prod(shape)))
     arr = np.frombuffer(mm, dtype=np.uint8).reshape(shape)
-    pos = np.arange(len(man))
-    for k, (c, g) in enumerate(man.groupby('_chunk', sort=True)):
-        src = np.load(chunks/f'{int(c):06d}.npy', mmap_mode='r')
-        arr[pos[man._chunk.values == c]] = src[g._offset.values]
+    ck, off = man._chunk.to_numpy(), man._offset.to_numpy()
+    for k, c in enumerate(np.unique(ck)):
+        src, rows = np.load(chunks/f'{int(c):06d}.npy', mmap_mode='r'), np.flatnonzero(ck == c)
+        arr[rows] = src[off[rows]]
         if k % 16 == 15: _release(mm)
     del arr; _release(mm); mm.close()
     with open(part/'images.u8', 'rb') as f: os.fsync(f.fileno())
     save_json(part/'images.json', dict(shape=list(shape), dtype='uint8'))
-    with atomic_write(part/'manifest.csv') as tmp: man.drop(columns=['_chunk', '_offset']).to_csv(tmp, index=False)
+    with atomic_write(part/'manifest.csv') as tmp: man.to_csv(tmp, index=False, columns=[c for c in man.columns if c not in ('_chunk', '_offset')])
     with atomic_write(part/'skipped.csv') as tmp: pd.DataFrame(skipped, columns=['source', 'reason']).to_csv(tmp, index=False)
     for (src, reason) in skipped: log.warning(f"skipped {src}: {reason}")
     meta = dict(key=plan.key, name=plan.name, n_images=len(man), size=shape[1], n_artists=int(man.artist_id.nunique()),
@@ -141,7 +145,7 @@ def build_cache(dest, # the cache folder to create (or reuse)
             if not same: shutil.rmtree(part)
         (part/'chunks').mkdir(parents=True, exist_ok=True)
         save_json(part/'key.json', plan.key)
-        parts = [plan.tasks[i:i + chunk] for i in range(0, len(plan.tasks), chunk)]
+        parts = _Chunks(plan.tasks, chunk)
         if not (part/'meta.json').is_file():
             todo = [i for i in range(len(parts)) if not (part/'chunks'/f'{i:06d}.json').is_file()]
             if len(todo) < len(parts): log.info(f"resuming {dest}: {len(parts) - len(todo)} of {len(parts)} chunks already built")
@@ -151,18 +155,28 @@ def build_cache(dest, # the cache folder to create (or reuse)
         _swap_in(part, dest)
         return ImageCache(dest)
 
-def _split_result(res, tasks):
-    return res if isinstance(res, tuple) else (res, tasks)
+class _Chunks:
+    "Chunk `i` of `tasks` (a list, or rows made into dicts a slice at a time), sliced only when it is needed."
+    def __init__(self, tasks, size): self.tasks, self.size = tasks, size
+    def __len__(self): return -(-len(self.tasks) // self.size)
+    def _at(self, i): return slice(i * self.size, (i + 1) * self.size)
+    def __getitem__(self, i): return self.tasks[self._at(i)]
+    def records(self, i):
+        "The records of chunk `i` when the work returns only images: its tasks, unless they say what to record instead."
+        return self.tasks.records(self._at(i)) if hasattr(self.tasks, 'records') else self[i]
+
+def _split_result(res, parts, i):
+    return res if isinstance(res, tuple) else (res, parts.records(i))
 
 def _run_chunks(folder, plan, parts, todo, workers):
     if workers == 1 or len(todo) == 1:
         for i in progress_bar(todo, leave=False):
-            _save_chunk(folder, i, *_split_result(plan.work(parts[i], **plan.work_kw), parts[i]))
+            _save_chunk(folder, i, *_split_result(plan.work(parts[i], **plan.work_kw), parts, i))
         return
     with synthetic.worker_pool(workers) as pool:
         done = _in_flight(pool, plan, parts, todo, limit=2 * (workers or os.cpu_count() or 1))
         for i, f in progress_bar(done, total=len(todo), leave=False):
-            _save_chunk(folder, i, *_split_result(f.result(), parts[i]))
+            _save_chunk(folder, i, *_split_result(f.result(), parts, i))
 
 def _in_flight(pool, plan, parts, todo, limit):
     "Submit the chunks `todo` with at most `limit` unsaved at once; yield `(i, future)` as each finishes."
@@ -181,6 +195,13 @@ def _in_flight(pool, plan, parts, todo, limit):
 def _code_hash(module):
     return hashlib.sha1(Path(module.__file__).read_bytes()).hexdigest()[:16]
 
+class _Rows:
+    "The rows of `df` as a list of dicts, made a slice at a time; a row's record is only its number, `df` holds the rest."
+    def __init__(self, df): self.df = df
+    def __len__(self): return len(self.df)
+    def __getitem__(self, s:slice): return self.df.iloc[s].to_dict('records')
+    def records(self, s:slice): return [dict(image=i) for i in range(len(self.df))[s]]
+
 def synthetic_plan(preset, # a `core.Preset`: image size and the synth_* counts
                    seed:int=42, # the data set's seed
                    jitter:float=0.08 # per-image jitter of the artists' continuous factors
@@ -190,11 +211,13 @@ def synthetic_plan(preset, # a `core.Preset`: image size and the synth_* counts
     key = dict(source='synthetic', size=preset.image_size, n_artists=preset.synth_artists, n_characters=preset.synth_characters,
                per_artist=preset.synth_per_artist, seed=seed, jitter=jitter, code=_code_hash(synthetic))
     def finish(recs):
-        recs = recs.copy()
-        recs.insert(2, 'split', split_by_artist(recs.artist, seed))
-        recs.insert(3, 'source', 'synthetic')
-        return recs, {}
-    return SourcePlan(name='the synthetic data set', key=key, tasks=man.to_dict('records'), work=synthetic.render_rows,
+        i = recs.image.to_numpy()  # every row in order, as built: the manifest itself, not a copy
+        out = man.copy(deep=False) if np.array_equal(i, np.arange(len(man))) else man.iloc[i].reset_index(drop=True)
+        out.insert(2, 'split', split_by_artist(out.artist, seed))
+        out.insert(3, 'source', 'synthetic')
+        out['_chunk'], out['_offset'] = recs._chunk.to_numpy(), recs._offset.to_numpy()
+        return out, {}
+    return SourcePlan(name='the synthetic data set', key=key, tasks=_Rows(man), work=synthetic.render_rows,
                       work_kw=dict(size=preset.image_size), finish=finish)
 
 # %% ../../nbs/03_data.loaders.ipynb #6396ca39

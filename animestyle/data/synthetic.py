@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/data.synthetic.html.md"""
 
 # %% ../../nbs/01_data.synthetic.ipynb #a0ca61ff
 from __future__ import annotations
-import colorsys, math, os
+import colorsys, itertools, math, os
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 import multiprocessing as mp
@@ -57,8 +57,10 @@ def make_artists(n:int, # number of artists
     best, best_d = None, -1
     for _ in range(300):
         lv = np.stack([rng.permutation(np.arange(n) % STYLE_FACTORS[k][0]) for k in names], 1)
-        d = (lv[:, None] != lv[None]).sum(-1) + 99 * np.eye(n, dtype=int)
-        if d.min() > best_d: best, best_d = lv, d.min()
+        oh = (lv[..., None] == np.arange(max(L for L, _ in STYLE_FACTORS.values()))).reshape(n, -1).astype(np.float32)  # one-hot levels
+        d = len(names) - oh @ oh.T  # factors in which two artists differ, as one matrix product
+        np.fill_diagonal(d, 99)
+        if d.min() > best_d: best, best_d = lv, int(d.min())
         if best_d >= min_diff: break
     vals = {}
     for j, k in enumerate(names):
@@ -503,6 +505,14 @@ def factor_sweep(style:dict, # the artist whose other factors stay fixed
     return Image.fromarray(np.concatenate(rows, 0))
 
 # %% ../../nbs/01_data.synthetic.ipynb #82eb27ab
+def _image_draws(jitter):
+    "The random draws of one image, in the order they are made: (column, kind, scale or number of choices)."
+    d = [(f'style_{k}', 'normal', jitter) for k in STYLE_FACTORS if k not in CATEGORICAL_STYLE]
+    for k, (L, _) in CONTENT_FACTORS.items():
+        if k in PICTURE_FACTORS: d.append((f'content_{k}', 'integers', L) if L else (f'content_{k}', 'uniform', 1))
+        elif not L: d.append((f'content_{k}', 'normal', 0.15))
+    return d + [('draw_seed', 'integers', 2**31)]
+
 def synthetic_manifest(n_artists:int, # number of artists (style classes)
                        n_characters:int, # number of characters (content)
                        per_artist:int, # images drawn by each artist
@@ -512,22 +522,32 @@ def synthetic_manifest(n_artists:int, # number of artists (style classes)
     "One row per image: artist, artist_id, character, the factors it is drawn with, and its drawing seed."
     A, C = make_artists(n_artists, seed), make_characters(n_characters, seed)
     rng = np.random.default_rng([seed, 3])
-    rows = []
+    cols, kinds, ps = zip(*_image_draws(jitter))
+    # a run of normals or uniforms is one call (the same stream as a call per value), each integer a call of its own
+    fn, calls, a = dict(normal=rng.standard_normal, uniform=lambda n: rng.uniform(-1, 1, n)), [], 0
+    for kind, g in itertools.groupby(kinds):
+        n = len(list(g))
+        calls += [(slice(j, j + 1), rng.integers, ps[j]) for j in range(a, a + n)] if kind == 'integers' else [(slice(a, a + n), fn[kind], n)]
+        a += n
+    D, ch = np.empty((n_artists * per_artist, len(cols))), np.empty((n_artists, per_artist), np.int64)
     for i in range(n_artists):
-        perm = rng.permutation(n_characters)
-        for j in range(per_artist):
-            ch = int(perm[j % n_characters])
-            r = dict(artist=A.artist[i], artist_id=i, character=ch)
-            for k in STYLE_FACTORS:
-                v = A.at[i, k]
-                r[f'style_{k}'] = v if k in CATEGORICAL_STYLE else float(np.clip(v + rng.normal(0, jitter), 0, 1))
-            for k, (L, _) in CONTENT_FACTORS.items():
-                if k in PICTURE_FACTORS: v = rng.integers(L) if L else rng.uniform(-1, 1)
-                else: v = C.at[ch, k] if L else np.clip(C.at[ch, k] + rng.normal(0, 0.15), -1, 1)
-                r[f'content_{k}'] = int(v) if L else float(v)
-            r['draw_seed'] = int(rng.integers(2**31))
-            rows.append(r)
-    return pd.DataFrame(rows)
+        ch[i] = rng.permutation(n_characters)[np.arange(per_artist) % n_characters]
+        for r in range(i * per_artist, (i + 1) * per_artist):
+            for s, f, p in calls: D[r, s] = f(p)
+    normal = np.array(kinds) == 'normal'
+    D[:, normal] *= np.array(ps, float)[normal]
+    d, aid, ch = dict(zip(cols, D.T)), np.repeat(np.arange(n_artists), per_artist), ch.ravel()
+    out = dict(artist=A.artist.to_numpy()[aid], artist_id=aid, character=ch)
+    for k in STYLE_FACTORS:
+        v = A[k].to_numpy()[aid]
+        out[f'style_{k}'] = v if k in CATEGORICAL_STYLE else np.clip(v + d[f'style_{k}'], 0, 1)
+    for k, (L, _) in CONTENT_FACTORS.items():
+        c = f'content_{k}'
+        if k in PICTURE_FACTORS: out[c] = d[c].astype(np.int64) if L else d[c].copy()
+        else: out[c] = C[k].to_numpy()[ch] if L else np.clip(C[k].to_numpy()[ch] + d[c], -1, 1)
+    out['draw_seed'] = d['draw_seed'].astype(np.int64)
+    del D, d
+    return pd.DataFrame(out, copy=False)  # the columns as they are: no second copy of the table
 
 # %% ../../nbs/01_data.synthetic.ipynb #6be24405
 def _row_factors(r):
