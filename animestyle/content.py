@@ -7,7 +7,6 @@ Docs: https://animestyle.github.io/animestyle/content.html.md"""
 # %% ../nbs/06_content.ipynb #3f27e2cc
 from __future__ import annotations
 import math, time
-from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,13 +16,12 @@ import torch
 from torch import nn
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
-from fastai.optimizer import Adam, RMSProp, SGD
 
 from .core import (RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint,
                              load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
-from .core import barrier
+from .core import barrier, opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .style import load_style_encoder, nested_dropout_weights
 
@@ -176,21 +174,6 @@ class LossPart(Metric):
     def name(self): return self.part
 
 # %% ../nbs/06_content.ipynb #2c59b49d
-def _opt_state(opt):
-    "The optimiser's per-parameter state as tensors (plus the non-tensor values as JSON)."
-    out,meta = {},{}
-    for i,pg in enumerate(opt.all_params(with_grad=False)):
-        for k,v in opt.state.get(pg[0], {}).items():
-            if isinstance(v, torch.Tensor): out[f'opt.{i}.{k}'] = v
-            else: meta[f'{i}.{k}'] = v
-    return out,meta
-
-def _load_opt_state(opt, tensors, meta):
-    for i,pg in enumerate(opt.all_params(with_grad=False)):
-        st = {k.split('.',2)[2]:v.to(pg[0].device) for k,v in tensors.items() if k.startswith(f'opt.{i}.')}
-        st.update({k.split('.',1)[1]:v for k,v in meta.items() if k.split('.',1)[0]==str(i)})
-        if st: opt.state[pg[0]] = st
-
 class ContentCheckpoint(Callback):
     "After every epoch (and every N steps, through `StepResume`), save the VAE and its optimiser state to `path` (resumable)."
     order = 55  # after the Recorder (50) has logged the epoch
@@ -212,10 +195,10 @@ class ContentCheckpoint(Callback):
         self._save(self.offset+self.epoch, (tensors, loop))
 
     def _save(self, epochs_done, loop):
-        ot,om = _opt_state(self.learn.opt)
+        ot,om = opt_state(self.learn.opt)
         sd = {f'model.{k}':v for k,v in self.learn.model.vae_state().items()}
         save_checkpoint(self.path, {**sd, **ot, **loop[0]},
-                        dict(self.meta, epochs_done=epochs_done, history=self.history, opt_meta=om, loop=loop[1]))
+                        dict(self.meta, epochs_done=epochs_done, history=self.history, **om, loop=loop[1]))
 
 # %% ../nbs/06_content.ipynb #3c4ee41b
 def recon_dims(preset # sizes
@@ -260,11 +243,9 @@ class SaveReconstructions(Callback):
         _save_fig(reconstruction_grid(self.learn.model, self.x.to(self.dls.device)), self.folder/f'epoch_{self.offset+self.epoch+1:02d}.png')
 
 # %% ../nbs/06_content.ipynb #09500edd
-_OPTS = dict(adam=Adam, rmsprop=RMSProp, sgd=SGD)
-
 def content_opt_func(preset):
-    "The content stage's optimiser from the preset (Table 2), without weight decay."
-    return partial(_OPTS[preset.content_opt], wd=0.)
+    "The content stage's optimiser from the preset (Table 2), without weight decay (`core.opt_func`)."
+    return opt_func(preset.content_opt)
 
 def heldout_images(cache, # the image cache
                    n:int=8, # how many
@@ -349,7 +330,7 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
     if ckpt.exists():
         tensors,meta = load_checkpoint(ckpt)
         learn.model.load_vae_state({k[6:]:v for k,v in tensors.items() if k.startswith('model.')})
-        learn.create_opt(); _load_opt_state(learn.opt, tensors, meta.get('opt_meta', {}))
+        learn.create_opt(); load_opt_state(learn.opt, tensors, meta)
         done,history = meta['epochs_done'],meta['history']
         resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
     seed_everything(run.seed+done)

@@ -18,12 +18,12 @@ from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'PresetError', 'Preset',
-           'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast', 'seed_everything',
-           'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json',
-           'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
-           'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot',
-           'StepResume']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS',
+           'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast',
+           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
+           'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
+           'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
+           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -355,6 +355,7 @@ import itertools, warnings
 with warnings.catch_warnings():  # fastai's import trips torch's deprecation of torch.jit.script: nothing a user can act on
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.callback.core import Callback, CancelStepException
+    from fastai.optimizer import OptimWrapper
 
 # %% ../nbs/00_core.ipynb #fe2309d2
 CKPT_ENV = 'ANIMESTYLE_CKPT_EVERY'
@@ -566,3 +567,47 @@ class StepResume(Callback):
                 j,name = k.split('.', 1)
                 if j==str(i): setattr(met, name, v)
         if self.set_extra is not None and m.get('extra') is not None: self.set_extra(self.learn, m['extra'], bool(self.skip))
+
+# %% ../nbs/00_core.ipynb #93f84e0f
+OPTIMISERS = dict(adam=torch.optim.Adam, rmsprop=torch.optim.RMSprop, sgd=torch.optim.SGD)
+OPT_DEFAULTS = dict(adam=dict(betas=(0.9, 0.99), eps=1e-5), rmsprop=dict(alpha=0.99, eps=1e-8), sgd={})  # fastai's
+_KERNEL_FLAGS = ('fused', 'foreach', 'capturable', 'differentiable')
+
+def _kernel(name, params):
+    "Fused Adam where PyTorch has it (CPU, CUDA); otherwise the multi-tensor loop."
+    devs = {q.device.type for q in params}
+    if not devs <= {'cpu', 'cuda'}: return {}
+    return dict(fused=True) if name=='adam' else dict(foreach=True)
+
+def opt_func(name:str, # Table 2's optimiser: 'adam', 'rmsprop' or 'sgd'
+             **kwargs # more arguments for the PyTorch optimiser
+            ):
+    "A fastai `opt_func`: PyTorch's optimiser `name` in an `OptimWrapper`, fastai's defaults, fast kernels, no weight decay."
+    if name not in OPTIMISERS: raise PresetError(f"unknown optimiser {name!r}; choose one of {', '.join(OPTIMISERS)}")
+    def make(params, lr):
+        params = list(params)
+        flat = [q for g in params for q in (g if isinstance(g, (list, tuple)) else [g])]
+        return OptimWrapper(params, OPTIMISERS[name], lr=lr, weight_decay=0.,
+                            **{**OPT_DEFAULTS[name], **_kernel(name, flat), **kwargs})
+    return make
+
+def opt_state(opt, # an `OptimWrapper`
+              prefix:str='opt' # names this optimiser in the checkpoint
+             ) -> tuple:
+    "`(tensors, meta)`: the optimiser's state as checkpoint tensors `prefix.i.key`, its parameter groups as JSON."
+    sd = opt.opt.state_dict()
+    tensors = {f'{prefix}.{i}.{k}':torch.as_tensor(v) for i,st in sd['state'].items() for k,v in st.items() if v is not None}
+    return tensors,{prefix:[{k:v for k,v in g.items()} for g in sd['param_groups']]}
+
+def load_opt_state(opt, # an `OptimWrapper` over the same parameters
+                   tensors:dict, # a checkpoint's tensors
+                   meta:dict, # its metadata
+                   prefix:str='opt' # the name `opt_state` used
+                  ):
+    "Restore what `opt_state` saved; the kernel flags stay those of `opt` (a run may resume on another device)."
+    if prefix not in meta: raise CheckpointError(f"the checkpoint holds no optimiser state {prefix!r} (written by an older version?); start the stage again with force")
+    state = {}
+    for k,v in tensors.items():
+        if k.startswith(prefix+'.'): _,i,key = k.split('.', 2); state.setdefault(int(i), {})[key] = v.clone()  # never alias the source
+    groups = [{**g, **{k:cur[k] for k in _KERNEL_FLAGS if k in cur}} for g,cur in zip(meta[prefix], opt.opt.param_groups)]
+    opt.opt.load_state_dict(dict(state=state, param_groups=groups))

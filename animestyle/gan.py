@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from fastcore.basics import store_attr
 from fastai.callback.core import Callback, CancelValidException
 from fastai.learner import Learner, Metric
-from fastai.optimizer import OptimWrapper
 from fastai.vision.gan import FixedGANSwitcher
 from fastprogress.fastprogress import progress_bar
 
@@ -25,17 +24,17 @@ from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, 
                              lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
-from .core import atomic_write, barrier
+from .core import atomic_write, barrier, OPTIMISERS, opt_func, opt_state, load_opt_state
 from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 
 # %% auto #0
-__all__ = ['PATCHES', 'SCALES', 'OPTIMISERS', 'GANError', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
-           'cut_patches', 'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition',
-           'ContentCondition', 'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondGAN',
-           'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric', 'gan_metrics', 'gan_learner',
-           'frechet_distance', 'feature_spread', 'RealFeatures', 'evaluate_gan', 'to_rgb_grid', 'GANSamples',
-           'GANMonitor', 'GANCheckpoint', 'gan_conditions', 'train_gan', 'load_gan', 'style_content_grid']
+__all__ = ['PATCHES', 'SCALES', 'GANError', 'sample_codes', 'split_code', 'join_code', 'sample_offsets', 'cut_patches',
+           'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition', 'ContentCondition',
+           'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondGAN', 'CondGANLoss', 'gan_opt_func',
+           'GANTrainer', 'GANLossMetric', 'gan_metrics', 'gan_learner', 'frechet_distance', 'feature_spread',
+           'RealFeatures', 'evaluate_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'GANCheckpoint', 'gan_conditions',
+           'train_gan', 'load_gan', 'style_content_grid']
 
 # %% ../nbs/07_gan.ipynb #29165bea
 class GANError(ValueError):
@@ -269,14 +268,11 @@ class CondGANLoss(nn.Module):
         return self.g_loss
 
 # %% ../nbs/07_gan.ipynb #f92c975a
-OPTIMISERS = dict(rmsprop=torch.optim.RMSprop, adam=torch.optim.Adam, sgd=torch.optim.SGD)
-
 def gan_opt_func(preset:Preset # gives gan_opt (Table 2: RMSprop)
                 ):
     "fastai `opt_func` wrapping the PyTorch optimiser named by `preset.gan_opt`."
     if preset.gan_opt not in OPTIMISERS: raise GANError(f"unknown optimiser {preset.gan_opt!r}; choose one of {', '.join(OPTIMISERS)}")
-    opt = OPTIMISERS[preset.gan_opt]
-    return lambda params, lr: OptimWrapper(params, opt, lr=lr)
+    return opt_func(preset.gan_opt)
 
 def _set_trainable(m, on):
     for q in m.parameters(): q.requires_grad_(on)
@@ -526,10 +522,7 @@ class GANCheckpoint(Callback):
                    'rng.torch':torch.get_rng_state(), **loop[0]}
         meta = dict(history=hist, epoch=hist[-1]['epoch'] if hist else 0, loop=loop[1])
         for name,opt in (('opt_g',t.opt_g),('opt_d',t.opt_d)):
-            sd = opt.opt.state_dict()
-            for i,st in sd['state'].items():
-                for k,v in st.items(): tensors[f'{name}.{i}.{k}'] = torch.as_tensor(v)
-            meta[name] = [{k:v for k,v in g.items()} for g in sd['param_groups']]
+            ot,om = opt_state(opt, name); tensors.update(ot); meta.update(om)
         save_checkpoint(self.fname, tensors, meta)
 
 def _gan_turn(learn):
@@ -540,13 +533,6 @@ def _gan_turn(learn):
 def _set_gan_turn(learn, turn, mid_epoch):
     learn.gan_trainer.switch(turn['gen_mode'])
     if mid_epoch: learn.fixed_gan_switcher.n_c,learn.fixed_gan_switcher.n_g = turn['n_c'],turn['n_g']
-
-def _restore_opt(opt, name, tensors, meta):
-    state = {}
-    for k,v in tensors.items():
-        if k.startswith(name+'.'):
-            _,i,key = k.split('.', 2); state.setdefault(int(i), {})[key] = v
-    opt.opt.load_state_dict(dict(state=state, param_groups=meta[name]))
 
 # %% ../nbs/07_gan.ipynb #2c1494a4
 def _pick(obj, *names):
@@ -629,7 +615,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         tr = learn.gan_trainer
         tr.opt_d = learn.opt_func(list(gan.critic.parameters()), lr=learn.lr)
         tr.opt_g = learn.opt_func(list(gan.generator.parameters()), lr=learn.lr)
-        _restore_opt(tr.opt_g, 'opt_g', t, meta); _restore_opt(tr.opt_d, 'opt_d', t, meta)
+        load_opt_state(tr.opt_g, t, meta, 'opt_g'); load_opt_state(tr.opt_d, t, meta, 'opt_d')
         torch.set_rng_state(t['rng.torch'])
         resume = loop_state(t, meta)  # where in the epoch it stopped, with every random state and whose turn it was
     learn.gan_monitor.history,learn.gan_monitor.epoch0,learn.gan_samples.epoch0 = list(history),done,done

@@ -17,12 +17,11 @@ import torch.nn.functional as F
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
-from fastai.optimizer import Adam, RMSProp, SGD
 
 from .core import (Preset, RunDir, default_device, get_preset, load_checkpoint, load_model, save_checkpoint,
                              save_json, save_model, seed_everything, notebook_run,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
-from .core import barrier, is_main_process
+from .core import barrier, is_main_process, opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .layers import StyleEncoder
 
@@ -30,9 +29,9 @@ from .layers import StyleEncoder
 __all__ = ['METHODS', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms', 'pairwise_loss',
            'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio', 'retrieval_metrics',
            'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'style_learner', 'init_style_model',
-           'partial_opt', 'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder',
-           'eq1_comparison', 'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table',
-           'factor_correlation', 'plot_correlation', 'summarise_style']
+           'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder', 'eq1_comparison',
+           'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table', 'factor_correlation',
+           'plot_correlation', 'summarise_style']
 
 # %% ../nbs/05_style.ipynb #0ce8c9d6
 def prefix_sq_distances(a:torch.Tensor, # (N, D) points
@@ -229,20 +228,6 @@ class PrefixPrecision(Metric):
     def name(self): return f'p@1@{self.d}'
 
 # %% ../nbs/05_style.ipynb #4b2b0573
-def _opt_tensors(opt):
-    out,meta = {},{}
-    for i,pg in enumerate(opt.all_params(with_grad=False)):
-        for k,v in opt.state.get(pg[0], {}).items():
-            if isinstance(v, torch.Tensor): out[f'opt.{i}.{k}'] = v
-            else: meta[f'{i}.{k}'] = v
-    return out,meta
-
-def _load_opt(opt, tensors, meta):
-    for i,pg in enumerate(opt.all_params(with_grad=False)):
-        st = {k.split('.',2)[2]:v.to(pg[0].device) for k,v in tensors.items() if k.startswith(f'opt.{i}.')}
-        st.update({k.split('.',1)[1]:v for k,v in meta.items() if k.split('.',1)[0]==str(i)})
-        if st: opt.state[pg[0]] = st
-
 class StyleCheckpoint(Callback):
     "Save the best model (by `monitor`) and a resume checkpoint after every epoch (and every N steps, through `StepResume`); restore the best after fitting."
     order = 55  # after the Recorder has logged the epoch (50), before early stopping may cancel the fit (60)
@@ -271,18 +256,16 @@ class StyleCheckpoint(Callback):
         self._save_last(dict(self.meta, epoch=self.epoch+self.offset-1, history=self.history), (tensors, loop))
 
     def _save_last(self, meta, loop):
-        ot,om = _opt_tensors(self.learn.opt)
+        ot,om = opt_state(self.learn.opt)
         sd = {f'model.{k}':v for k,v in self.learn.model.state_dict().items()}
         save_checkpoint(self.last_path, {**sd, **ot, **loop[0]},
-                        dict(meta, best=self.best, best_epoch=self.best_epoch, opt_meta=om, loop=loop[1]))
+                        dict(meta, best=self.best, best_epoch=self.best_epoch, **om, loop=loop[1]))
 
     def after_fit(self):
         barrier()  # in a data-parallel job the main process has written the best epoch
         if self.best_path.exists(): load_model(self.learn.model, self.best_path)
 
 # %% ../nbs/05_style.ipynb #e64b55ec
-_OPTS = dict(adam=Adam, rmsprop=RMSProp, sgd=SGD)
-
 def train_counts(cache) -> torch.Tensor:
     "Training images per artist, |X_i|, indexed by artist_id."
     m = cache.manifest
@@ -306,8 +289,7 @@ def style_learner(run:RunDir, # the run: preset and data
     dims = tuple(sorted({min(d, p.style_dim) for d in (eval_dims or (1, 2, p.d_style, p.style_dim))}))
     metrics = ([PrefixPrecision(d) for d in (p.d_style,)] if method=='pairs'
                else [PrefixAccuracy(d) for d in dims] + [PrefixPrecision(p.d_style)])
-    opt = _OPTS[p.style_opt]
-    return Learner(dls, model, loss_func=lambda z,y: model.loss(z,y), opt_func=partial_opt(opt), lr=p.style_lr,
+    return Learner(dls, model, loss_func=lambda z,y: model.loss(z,y), opt_func=opt_func(p.style_opt), lr=p.style_lr,
                    metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True)
 
 def init_style_model(model:StyleModel, # a freshly built model
@@ -321,11 +303,6 @@ def init_style_model(model:StyleModel, # a freshly built model
         z,y = embed(model.encoder, dls.train.new(shuffle=False, drop_last=False))
         with torch.no_grad(): model.centres.copy_(class_means(z, y, len(model.centres)).to(model.centres))
     return model
-
-def partial_opt(opt):
-    "`opt` with weight decay switched off (fastai's Adam defaults to 0.01)."
-    from functools import partial
-    return partial(opt, wd=0.)
 
 # %% ../nbs/05_style.ipynb #a7e5f184
 class ResumedEarlyStopping(EarlyStoppingCallback):
@@ -342,7 +319,7 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
               method:str='centres', # 'centres' (eqs. 2+3), 'pairs' (eq. 1), 'softmax' (baseline)
               nested:bool=True, # nested dropout (eq. 3)
               epochs:int=None, # upper bound on epochs; default `preset.style_epochs`
-              patience:int=3, # stop after this many held-out evaluations without improvement
+              patience:int=6, # stop after this many held-out evaluations without improvement
               cache=None, # the image cache; default `prepare_data(run)`
               force:bool=False, # retrain even if the run holds a finished model
               name:str=None, # file stem under run.style; default from method and nested
@@ -369,7 +346,7 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
     if last.exists() and not force:
         tensors,meta = load_checkpoint(last)
         learn.model.load_state_dict({k[6:]:v for k,v in tensors.items() if k.startswith('model.')})
-        learn.create_opt(); _load_opt(learn.opt, tensors, meta.get('opt_meta', {}))
+        learn.create_opt(); load_opt_state(learn.opt, tensors, meta)
         ckpt.best,ckpt.best_epoch,ckpt.history = meta['best'],meta['best_epoch'],meta['history']
         start = ckpt.offset = meta['epoch']+1
         resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
