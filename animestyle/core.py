@@ -597,7 +597,7 @@ def opt_state(opt, # an `OptimWrapper`
     "`(tensors, meta)`: the optimiser's state as checkpoint tensors `prefix.i.key`, its parameter groups as JSON."
     sd = opt.opt.state_dict()
     tensors = {f'{prefix}.{i}.{k}':torch.as_tensor(v) for i,st in sd['state'].items() for k,v in st.items() if v is not None}
-    return tensors,{prefix:[{k:v for k,v in g.items()} for g in sd['param_groups']]}
+    return tensors,{prefix:[dict(g) for g in sd['param_groups']]}
 
 def load_opt_state(opt, # an `OptimWrapper` over the same parameters
                    tensors:dict, # a checkpoint's tensors

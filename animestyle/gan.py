@@ -24,7 +24,7 @@ from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, 
                              lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
-from .core import atomic_write, barrier, OPTIMISERS, opt_func, opt_state, load_opt_state
+from .core import atomic_write, barrier, opt_func, opt_state, load_opt_state
 from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 
@@ -271,7 +271,6 @@ class CondGANLoss(nn.Module):
 def gan_opt_func(preset:Preset # gives gan_opt (Table 2: RMSprop)
                 ):
     "fastai `opt_func` wrapping the PyTorch optimiser named by `preset.gan_opt`."
-    if preset.gan_opt not in OPTIMISERS: raise GANError(f"unknown optimiser {preset.gan_opt!r}; choose one of {', '.join(OPTIMISERS)}")
     return opt_func(preset.gan_opt)
 
 def _set_trainable(m, on):
