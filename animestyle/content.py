@@ -21,7 +21,7 @@ from .core import (RunDir, atomic_write, default_device, get_preset, lab_to_rgb,
                              load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
-from .core import barrier, opt_func, opt_state, load_opt_state
+from .core import accel_cbs, barrier, opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .style import load_style_encoder, nested_dropout_weights
 
@@ -279,7 +279,7 @@ def content_learner(run:RunDir, # the run: preset, data
         with torch.no_grad(): mu,_ = model.enc(x)
         data_init(model.dec, torch.cat([model.style_code(x), mu], 1))
     return Learner(dls, model, loss_func=ContentVAELoss(kl_weight), opt_func=content_opt_func(p), lr=p.content_lr,
-                   metrics=[LossPart('rec'), LossPart('kl')], cbs=[TargetIsInput()], wd=0., train_bn=True)
+                   metrics=[LossPart('rec'), LossPart('kl')], cbs=[TargetIsInput(), *accel_cbs(dls.device)], wd=0., train_bn=True)
 
 # %% ../nbs/06_content.ipynb #366da0d2
 def frozen_style(run:RunDir # the run

@@ -20,7 +20,7 @@ from fastcore.basics import patch
 # %% auto #0
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS',
            'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast',
-           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
+           'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
            'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
            'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
            'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
@@ -172,6 +172,16 @@ def autocast(device=None # device the computation runs on
     device = torch.device(device or default_device())
     if device.type=='cuda': return torch.autocast('cuda', dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+def accel_cbs(device=None, # the device the Learner trains on
+              channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
+             ) -> list:
+    "fastai callbacks for fast training on CUDA: bf16 `MixedPrecision` (and `ChannelsLast`); none elsewhere."
+    device = torch.device(device or default_device())
+    if device.type!='cuda': return []
+    from fastai.callback.fp16 import MixedPrecision
+    from fastai.callback.channelslast import ChannelsLast
+    return [ChannelsLast()]*channels_last + [MixedPrecision(amp_mode='bf16')]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:

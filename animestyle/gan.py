@@ -24,7 +24,7 @@ from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, 
                              lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
-from .core import atomic_write, barrier, opt_func, opt_state, load_opt_state
+from .core import accel_cbs, atomic_write, barrier, opt_func, opt_state, load_opt_state
 from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 
@@ -340,7 +340,8 @@ def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
     p = preset or gan.preset
     loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
     learn = Learner(dls, gan, loss_func=loss, opt_func=gan_opt_func(p), lr=lr or p.gan_lr,
-                    cbs=[GANTrainer(), FixedGANSwitcher(n_crit=n_crit, n_gen=1)] + list(cbs or []), metrics=gan_metrics())
+                    cbs=[GANTrainer(), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=False)] + list(cbs or []),
+                    metrics=gan_metrics())
     learn.recorder.train_metrics,learn.recorder.valid_metrics = True,False
     return learn
 

@@ -21,7 +21,7 @@ from fastai.callback.tracker import EarlyStoppingCallback
 from .core import (Preset, RunDir, default_device, get_preset, load_checkpoint, load_model, save_checkpoint,
                              save_json, save_model, seed_everything, notebook_run,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
-from .core import barrier, is_main_process, opt_func, opt_state, load_opt_state
+from .core import accel_cbs, barrier, is_main_process, opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .layers import StyleEncoder
 
@@ -290,7 +290,7 @@ def style_learner(run:RunDir, # the run: preset and data
     metrics = ([PrefixPrecision(d) for d in (p.d_style,)] if method=='pairs'
                else [PrefixAccuracy(d) for d in dims] + [PrefixPrecision(p.d_style)])
     return Learner(dls, model, loss_func=lambda z,y: model.loss(z,y), opt_func=opt_func(p.style_opt), lr=p.style_lr,
-                   metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True)
+                   metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True, cbs=accel_cbs(dls.device))
 
 def init_style_model(model:StyleModel, # a freshly built model
                      dls # its DataLoaders

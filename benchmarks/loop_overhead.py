@@ -2,6 +2,7 @@
 project's callbacks) and through a plain PyTorch loop, in one process, interleaved, at the `cpu` preset.
 
     python benchmarks/loop_overhead.py [--steps 20] [--warmup 5] [--repeats 5] [--stages style,content,gan] [--json out.json]
+    python benchmarks/loop_overhead.py --device cuda --preset paper --n 512    # on a GPU
 
 Both loops read the same loader (`CacheDL`: uint8 memmap -> Lab on the device) over a cache of random 64 px images
 (the numbers do not depend on what the images show) and run the same model (a copy of the Learner's, taken before training) with the same optimiser class:
@@ -15,6 +16,9 @@ A step is one batch. Each repeat times `--steps` steps after `--warmup` steps, f
 after_batch events, so everything the Learner does per batch is inside) and for the plain loop; the order of the
 two alternates between repeats, and the medians are compared. Per-epoch work (validation, checkpoints, figures)
 is outside both: it is paid once per epoch, not per step.
+On CUDA the Learners carry `core.accel_cbs` (bf16 `MixedPrecision`; `ChannelsLast` for the encoders), so the plain
+loop does the same: its model is a channels_last copy (encoders) and its forward runs under bf16 autocast, the
+loss on float32 outputs. Both timers synchronise the GPU.
 """
 import argparse, copy, json, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -27,7 +31,7 @@ from fastai.callback.tracker import EarlyStoppingCallback
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader_speed import random_cache  # noqa: E402
 
-from animestyle.core import RunDir, get_preset  # noqa: E402
+from animestyle.core import RunDir, autocast, get_preset  # noqa: E402
 from animestyle.data.loaders import all_dls  # noqa: E402
 
 
@@ -39,10 +43,17 @@ class StepTimer(Callback):
     def after_batch(self):
         if not self.training: return
         self.i += 1
-        if self.i == self.warmup: self.t0 = time.perf_counter()
+        if self.i == self.warmup: sync(); self.t0 = time.perf_counter()
         if self.i == self.warmup + self.steps:
-            self.dt = time.perf_counter() - self.t0
+            sync(); self.dt = time.perf_counter() - self.t0
             raise CancelFitException()
+
+
+SYNC = bool(int(os.environ.get('PLAIN_SYNC', '0')))  # --sync: the plain loop reads its loss back every step
+
+
+def sync():
+    if torch.cuda.is_available(): torch.cuda.synchronize()
 
 
 def plain_time(step, dl, warmup, steps):
@@ -50,42 +61,53 @@ def plain_time(step, dl, warmup, steps):
     it, t0 = iter(dl), None
     for i in range(warmup + steps):
         step(next(it), i)
-        if i + 1 == warmup: t0 = time.perf_counter()
+        if i + 1 == warmup: sync(); t0 = time.perf_counter()
+    sync()
     return time.perf_counter() - t0
 
 
-def style_stage(run, cache, folder):
+def fast_copy(model, dev, channels_last=True):
+    "A copy of the Learner's model laid out as `core.accel_cbs` lays it out on `dev`."
+    m = copy.deepcopy(model)
+    return m.to(memory_format=torch.channels_last) if dev.type == 'cuda' and channels_last else m
+
+
+def style_stage(run, cache, folder, dev):
     from animestyle.style import StyleCheckpoint, style_learner
     p = run.preset
-    torch.manual_seed(0); learn = style_learner(run, cache, 'centres', True, device='cpu')
+    torch.manual_seed(0); learn = style_learner(run, cache, 'centres', True, device=dev)
     mon = f'acc@{p.d_style}'
     cbs = [StyleCheckpoint(folder/'best.safetensors', folder/'last.safetensors', mon),
            EarlyStoppingCallback(monitor=mon, comp=np.greater, min_delta=1e-3, patience=2)]
-    model = copy.deepcopy(learn.model)  # the same network, initialised the same way
+    model = fast_copy(learn.model, dev)  # the same network, initialised the same way
     opt = torch.optim.Adam(model.parameters(), lr=p.style_lr)
     def step(b, i):
         x, y = b
-        loss = model.loss(model(x), y); loss.backward(); opt.step(); opt.zero_grad()
+        with autocast(dev): z = model(x)
+        loss = model.loss(z.float(), y); loss.backward(); opt.step(); opt.zero_grad()
+        if SYNC: loss.item()  # what fastai's Recorder and progress bar do every batch
     return learn, dict(lr=p.style_lr, wd=0.), cbs, step, model
 
 
-def content_stage(run, cache, folder):
+def content_stage(run, cache, folder, dev):
     from animestyle.content import (ContentCheckpoint, ContentVAELoss, SaveReconstructions, content_learner,
                                     heldout_images, style_stub)
     p = run.preset
     torch.manual_seed(0); S = style_stub(p)
-    torch.manual_seed(0); learn = content_learner(run, cache, S, device='cpu')
-    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device='cpu'), folder/'recon', 0)]
-    vae = copy.deepcopy(learn.model).train()  # the same network, with the same data-dependent initialisation
+    torch.manual_seed(0); learn = content_learner(run, cache, S, device=dev)
+    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device=dev), folder/'recon', 0)]
+    vae = fast_copy(learn.model, dev).train()  # the same network, with the same data-dependent initialisation
     opt = torch.optim.RMSprop([q for q in vae.parameters() if q.requires_grad], lr=p.content_lr)
     loss_func = ContentVAELoss()
     def step(b, i):
         x = b[0]
-        loss = loss_func(vae(x), x); loss.backward(); opt.step(); opt.zero_grad()
+        with autocast(dev): pred = vae(x)
+        loss = loss_func(tuple(t.float() for t in pred) if isinstance(pred, tuple) else pred.float(), x)
+        loss.backward(); opt.step(); opt.zero_grad()
     return learn, dict(lr=p.content_lr, wd=0.), cbs, step, vae
 
 
-def gan_stage(run, cache, folder):
+def gan_stage(run, cache, folder, dev):
     from animestyle.gan import (CondGAN, CondGANLoss, ContentCondition, GANCheckpoint, GANMonitor, GANSamples,
                                 MultiScaleDiscriminator, StyleCondition, gan_learner, sample_codes)
     from animestyle.layers import ContentEncoder, Generator, StyleEncoder
@@ -95,11 +117,11 @@ def gan_stage(run, cache, folder):
         return CondGAN(Generator(p), MultiScaleDiscriminator(p),
                        StyleCondition(StyleEncoder(p), torch.zeros(p.d_style), torch.ones(p.d_style), p.d_style),
                        ContentCondition(ContentEncoder(p), p.d_content), p)
-    gan = make()
+    gan = make().to(dev)
     cbs = [GANSamples(folder/'samples', sample_codes(8, p, torch.Generator().manual_seed(0))),
            GANMonitor(np.random.default_rng(0).standard_normal((64, p.style_features[-1])).astype(np.float32)),
            GANCheckpoint(folder/'gan.safetensors')]
-    learn = gan_learner(all_dls(cache, p.gan_bs, device='cpu'), gan, p)
+    learn = gan_learner(all_dls(cache, p.gan_bs, device=dev), gan, p)
     g2 = copy.deepcopy(gan)
     loss_func = CondGANLoss(g2, p.lambda_style, p.lambda_content)
     opt_d = torch.optim.RMSprop(g2.critic.parameters(), lr=p.gan_lr)
@@ -110,9 +132,12 @@ def gan_stage(run, cache, folder):
         g2.switch(gen)
         for q in g2.generator.parameters(): q.requires_grad_(gen)
         for q in g2.critic.parameters(): q.requires_grad_(not gen)
-        z = sample_codes(len(real), p)
-        pred = g2(z) if gen else g2(real, z)
-        loss = loss_func(pred, z); loss.backward()
+        z = sample_codes(len(real), p, device=dev)
+        with autocast(dev):  # fastai's MixedPrecision keeps the loss under autocast too
+            pred = g2(z) if gen else g2(real, z)
+            pred = pred.float() if gen else tuple([t.float() for t in l] for l in pred)
+            loss = loss_func(pred, z)
+        loss.backward()
         opt = opt_g if gen else opt_d
         opt.step(); opt.zero_grad()
     return learn, dict(), cbs, step, g2
@@ -126,8 +151,9 @@ def main():
     ap.add_argument('--preset', default='cpu'); ap.add_argument('--stages', default='style,content,gan')
     ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=5)
     ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--n', type=int, default=2048)
-    ap.add_argument('--json', default='')
+    ap.add_argument('--json', default=''); ap.add_argument('--device', default='cpu')
     a = ap.parse_args()
+    dev = torch.device(a.device)
     base = get_preset(a.preset)
     tmp = Path(tempfile.mkdtemp(prefix='animestyle-overhead-'))
     cache = random_cache(tmp/'cache', a.n, base.image_size)
@@ -135,11 +161,11 @@ def main():
     run = RunDir(tmp/'run', p)
     print(f'preset {p.name} ({p.image_size} px), torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {a.steps} steps after {a.warmup}, {a.repeats} repeats', flush=True)
-    out = dict(preset=p.name, steps=a.steps, warmup=a.warmup, repeats=a.repeats, date=time.strftime('%Y-%m-%d'),
+    out = dict(preset=p.name, device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None, steps=a.steps, warmup=a.warmup, repeats=a.repeats, date=time.strftime('%Y-%m-%d'),
                torch=torch.__version__, threads=torch.get_num_threads(), load_start=os.getloadavg()[0], stages={})
     for name in a.stages.split(','):
         folder = tmp/name
-        learn, fit_kw, cbs, step, plain_model = STAGES[name](run, cache, folder)
+        learn, fit_kw, cbs, step, plain_model = STAGES[name](run, cache, folder, dev)
         bs = learn.dls.train.bs
         timer = StepTimer(a.warmup, a.steps)
         t_learn, t_plain = [], []

@@ -1,0 +1,54 @@
+"""How the conditional GAN's fidelity changes with training: train (resuming) the GAN of a run to each epoch count
+in turn and measure it each time with `evaluate_gan` (style top-1, eq. 8 and eq. 9 errors, content probe,
+Fréchet distance and its floor, spread).
+
+    python benchmarks/gan_schedule.py --run runs/notebooks-cpu-copy --epochs 4,12,24,40 [--lambda-style 0.5] --json out.json
+
+The run must hold a trained style encoder (`style/style.safetensors`) and content encoder (`content/encoder.safetensors`);
+its images are rebuilt if missing. `--lambda-style` and `--lambda-content` override the preset (a new run folder is
+made beside `--run`, with the upstream encoders copied in), to see whether G responds to the style condition
+when eq. 8 weighs more.
+"""
+import argparse, dataclasses, json, shutil, time
+from pathlib import Path
+
+from animestyle.core import RunDir
+from animestyle.data.loaders import prepare_data
+from animestyle.gan import train_gan
+
+KEYS = ('style_top1', 'style_top1_real', 'style_chance', 'style_error_eq8', 'style_error_eq8_real', 'content_error_eq9',
+        'content_error_eq9_prior', 'content_probe_top1', 'content_probe_real', 'content_chance', 'fd', 'fd_floor', 'spread_ratio')
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--run', required=True); ap.add_argument('--epochs', default='4,12,24,40')
+    ap.add_argument('--lambda-style', type=float, default=None); ap.add_argument('--lambda-content', type=float, default=None)
+    ap.add_argument('--workers', type=int, default=None); ap.add_argument('--json', default='')
+    a = ap.parse_args()
+    src = RunDir(a.run, create=False)
+    over = {k: v for k, v in (('lambda_style', a.lambda_style), ('lambda_content', a.lambda_content)) if v is not None}
+    if over:
+        path = Path(a.run).with_name(Path(a.run).name + '-' + '-'.join(f'{k}{v:g}' for k, v in over.items()))
+        run = RunDir(path, dataclasses.replace(src.preset, **over).validate(), seed=src.seed)
+        for f in ('style/style.safetensors', 'content/encoder.safetensors'):
+            (path/f).parent.mkdir(parents=True, exist_ok=True)
+            if not (path/f).exists(): shutil.copy(Path(a.run)/f, path/f)
+    else: run = src
+    prepare_data(run, workers=a.workers)
+    p, out, t0 = run.preset, [], time.perf_counter()
+    for e in map(int, a.epochs.split(',')):
+        g = train_gan(run, epochs=e)
+        m = g['metrics']
+        out.append(dict(epochs=e, wall_s=round(time.perf_counter() - t0, 1), **{k: m.get(k) for k in KEYS},
+                        history=m.get('history', [])[-1:]))
+        print(f"epoch {e:3d} ({out[-1]['wall_s']:.0f}s): style top1 {m['style_top1']:.3f} (real {m['style_top1_real']:.3f}, "
+              f"chance {m['style_chance']:.3f}), eq8 {m['style_error_eq8']:.2f} (real {m['style_error_eq8_real']:.2f}), "
+              f"eq9 {m['content_error_eq9']:.1f} (prior {m['content_error_eq9_prior']:.0f}), content probe "
+              f"{m.get('content_probe_top1', float('nan')):.3f}, FD {m['fd']:.3f} (floor {m['fd_floor']:.4f}), spread {m['spread_ratio']:.2f}", flush=True)
+        if a.json: Path(a.json).write_text(json.dumps(dict(preset=p.name, lambda_style=p.lambda_style,
+                                                           lambda_content=p.lambda_content, bs=p.gan_bs, lr=p.gan_lr,
+                                                           date=time.strftime('%Y-%m-%d'), stages=out), indent=1))
+
+
+if __name__ == '__main__': main()
