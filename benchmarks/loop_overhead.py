@@ -18,7 +18,8 @@ two alternates between repeats, and the medians are compared. Per-epoch work (va
 is outside both: it is paid once per epoch, not per step.
 On CUDA the Learners carry `core.accel_cbs` (bf16 `MixedPrecision`; `ChannelsLast` for the encoders), so the plain
 loop does the same: its model is a channels_last copy (encoders) and its forward runs under bf16 autocast, the
-loss on float32 outputs. Both timers synchronise the GPU.
+loss on float32 outputs. Both timers synchronise the GPU. With PLAIN_SYNC=1 the style stage's plain loop also reads its
+loss back to the host every step, as fastai's Recorder does, which isolates the cost of that synchronisation.
 """
 import argparse, copy, json, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -49,7 +50,7 @@ class StepTimer(Callback):
             raise CancelFitException()
 
 
-SYNC = bool(int(os.environ.get('PLAIN_SYNC', '0')))  # --sync: the plain loop reads its loss back every step
+SYNC = bool(int(os.environ.get('PLAIN_SYNC', '0')))  # PLAIN_SYNC=1: the style plain loop reads its loss back every step, as fastai does
 
 
 def sync():
