@@ -32,7 +32,7 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; else echo "chromium is missing: browser tests will be skipped (apt-get install chromium)"; fi; }
 
 # Re-run every notebook at the `cpu` preset and keep the outputs (what the committed notebooks carry).
-# Runs on copies, so the notebooks stay editable meanwhile; about an hour on two cores.
+# Runs on copies, so the notebooks stay editable meanwhile; about 65 minutes on two cores.
 notebooks: $(STAMP)
 	$(BIN)/python tools/run_nb.py cpu nbs/[0-9]*.ipynb nbs/index.ipynb
 

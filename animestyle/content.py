@@ -437,17 +437,22 @@ def encode_images(vae:ContentVAE, # the trained model
     return torch.cat(C).numpy(),torch.cat(S).numpy()
 
 def probe(Xtr, ytr, Xte, yte, # codes and targets of the fitting and held-out images
-          categorical:bool=True # classification (accuracy) or regression (R²)
+          categorical:bool=True, # classification (accuracy) or regression (R²)
+          kind:str='linear' # 'linear' (logistic or ridge regression) or 'mlp' (one hidden layer of 256)
          ) -> dict:
-    "A linear probe: held-out accuracy and chance (classification) or R² (regression, chance 0)."
+    "A probe: held-out accuracy and chance (classification) or R² (regression, chance 0)."
     from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+    if kind not in ('linear', 'mlp'): raise ValueError(f"probe kind must be 'linear' or 'mlp', got {kind!r}")
+    mlp = dict(hidden_layer_sizes=(256,), alpha=1e-3, early_stopping=True, max_iter=2000, random_state=0)
     if categorical:
-        m = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(Xtr, ytr)
+        est = LogisticRegression(max_iter=2000) if kind=='linear' else MLPClassifier(**mlp)
+        m = make_pipeline(StandardScaler(), est).fit(Xtr, ytr)
         vals,counts = np.unique(ytr, return_counts=True)
         return dict(score=float(m.score(Xte, yte)), chance=float(np.mean(yte==vals[counts.argmax()])), metric='accuracy')
-    m = make_pipeline(StandardScaler(), Ridge(alpha=1.)).fit(Xtr, ytr)
+    m = make_pipeline(StandardScaler(), Ridge(alpha=1.) if kind=='linear' else MLPRegressor(**mlp)).fit(Xtr, ytr)
     return dict(score=float(m.score(Xte, yte)), chance=0., metric='r2')
 
 # %% ../nbs/06_content.ipynb #e9b1554f
@@ -459,7 +464,7 @@ def separation_probes(vae:ContentVAE, # the trained model
                       max_fit:int=1600, # at most this many training-split images to fit the probes on
                       seed:int=0 # which ones
                      ) -> tuple:
-    "(artist probe table, factor probe table): held-out scores of linear probes on the content and style codes."
+    "(artist probe table, factor probe table): held-out scores of linear (and, for the content code, MLP) probes on both codes."
     m = cache.manifest
     n_content = n_content or vae.preset.d_content
     tr,te = np.flatnonzero(m.split.values=='train'),np.flatnonzero(m.split.values=='test')
@@ -468,7 +473,9 @@ def separation_probes(vae:ContentVAE, # the trained model
     codes = {'content': (Ctr[:, :n_content], Cte[:, :n_content]), 'style': (Str, Ste),
              'content (all D)': (Ctr, Cte)}
     ya,yb = m.artist_id.values[tr],m.artist_id.values[te]
-    artist = pd.DataFrame([dict(code=k, dims=a.shape[1], **probe(a, ya, b, yb)) for k,(a,b) in codes.items()]).set_index('code')
+    artist = pd.DataFrame([dict(code=k, dims=a.shape[1], **probe(a, ya, b, yb)) for k,(a,b) in codes.items()] +
+                          [dict(code='content, MLP probe', dims=n_content, **probe(*codes['content'][:1], ya, codes['content'][1], yb, kind='mlp'))]
+                         ).set_index('code')
     rows = []
     for col in [c for c in m.columns if c.startswith(('content_', 'style_'))]:
         v = m[col].values.astype(float); cat = _is_categorical(v)
@@ -478,6 +485,7 @@ def separation_probes(vae:ContentVAE, # the trained model
         for k in ('content', 'style'):
             res = probe(*codes[k][0:1], yt, codes[k][1], ye, categorical=cat)
             r[f'from_{k}'] = res['score']; r['chance'] = res['chance']
+        if r['kind']=='content': r['from_content_mlp'] = probe(*codes['content'][0:1], yt, codes['content'][1], ye, categorical=cat, kind='mlp')['score']
         rows.append(r)
     return artist, pd.DataFrame(rows).set_index('factor')
 
@@ -510,10 +518,12 @@ def evaluate_content(run:RunDir, # a run with a trained content stage
                      monotone_violation=monotone_violation(curve)),
         artist_probe=artist.to_dict('index'),
         content_factor_probes=fc.drop(columns='kind').to_dict('index'),
-        style_factor_probes=fs.drop(columns='kind').to_dict('index'),
+        style_factor_probes=fs.drop(columns=['kind', 'from_content_mlp']).to_dict('index'),
         summary=dict(artist_acc_content=artist.score['content'], artist_acc_style=artist.score['style'],
                      artist_chance=artist.chance['content'],
+                     artist_acc_content_mlp=artist.score['content, MLP probe'],
                      content_factors_above_chance=int((fc.from_content>fc.chance+0.1).sum()), content_factors=len(fc),
+                     content_factors_above_chance_mlp=int((fc.from_content_mlp>fc.chance+0.1).sum()),
                      style_factors_worse_from_content=int((fs.from_content<fs.from_style).sum()), style_factors=len(fs)),
         seconds=round(time.time()-t0, 1))
     save_json(folder/'metrics.json', metrics)

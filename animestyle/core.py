@@ -16,14 +16,20 @@ import kornia.color
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from fastcore.basics import patch
+import itertools, warnings
+with warnings.catch_warnings():  # fastai's import trips torch's deprecation of torch.jit.script: nothing a user can act on
+    warnings.simplefilter('ignore', FutureWarning)
+    from fastai.callback.core import Callback, CancelStepException
+    from fastai.learner import AvgSmoothLoss
+    from fastai.optimizer import OptimWrapper
 
 # %% auto #0
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS',
            'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast',
-           'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
-           'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
-           'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
-           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+           'DeviceLossLog', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb',
+           'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model',
+           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError',
+           'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -55,6 +61,7 @@ class Preset:
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
     style_t:float        # its nested dropout t
+    style_flip:bool      # mirror half of each training batch (style does not depend on left and right)
     content_opt:str      # optimiser of the content VAE
     content_lr:float     # its learning rate
     content_bs:int       # its batch size
@@ -138,9 +145,15 @@ def _parse(name, typ, raw, preset):
             if isinstance(raw,float) and not raw.is_integer(): raise ValueError
             return int(raw)
         if typ=='float': return float(raw)
+        if typ=='bool':
+            s = str(raw).strip().lower()
+            if s in ('true','yes','on','1'): return True
+            if s in ('false','no','off','0'): return False
+            raise ValueError
         return str(raw).strip().lower()
     except (TypeError, ValueError):
-        raise PresetError(f"preset {preset!r}: {name} must be {'a comma-separated list of integers' if typ=='tuple' else 'an '+typ if typ=='int' else 'a '+typ}, got {raw!r}") from None
+        what = {'tuple':'a comma-separated list of integers', 'int':'an int', 'bool':'true or false'}.get(typ, f'a {typ}')
+        raise PresetError(f"preset {preset!r}: {name} must be {what}, got {raw!r}") from None
 
 def get_preset(name:str=None, # preset name; default: $ANIMESTYLE_PRESET, else 'cpu'
                **overrides     # replace any preset value, e.g. `style_lr=3e-4`
@@ -173,15 +186,51 @@ def autocast(device=None # device the computation runs on
     if device.type=='cuda': return torch.autocast('cuda', dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
+class _DeviceSmoothLoss(AvgSmoothLoss):
+    "fastai's `AvgSmoothLoss`, kept on the loss's device: no copy to the host per batch."
+    def accumulate(self, learn):
+        self.count += 1
+        l = learn.loss.detach().mean().float()
+        self.val = torch.lerp(l, self.val.to(l.device, torch.float32), self.beta)
+
+class DeviceLossLog(Callback):
+    "Keep the Recorder's smoothed training loss on the device; read it back for the progress bar every `every` batches."
+    order = 51  # after the Recorder (50) has logged the batch, before the progress bar (60) reads `smooth_loss`
+    def __init__(self, every:int=50, # batches between two read-backs for the progress bar
+                 active:bool=None): # default: only when the Learner trains on CUDA
+        self.every,self.active0 = every,active
+
+    def before_fit(self):
+        rec = getattr(self.learn, 'recorder', None)
+        self.active = rec is not None and (self.active0 if self.active0 is not None else self.dls.device.type=='cuda')
+        if not self.active: return
+        if not isinstance(rec.smooth_loss, _DeviceSmoothLoss):
+            old = rec.smooth_loss
+            rec.smooth_loss = _DeviceSmoothLoss(beta=old.beta); rec.smooth_loss.count,rec.smooth_loss.val = old.count,old.val
+        self.shown,self.start = torch.tensor(float('nan')),len(rec.losses)
+
+    def after_batch(self):
+        if not (self.active and self.training) or not len(self.yb): return
+        if self.shown.isnan() or self.train_iter%self.every==0: self.shown = self.learn.smooth_loss.detach().cpu()
+        self.learn.smooth_loss = self.shown
+
+    def after_epoch(self):
+        "One read-back per epoch: the Recorder's per-batch losses become host values, as fastai keeps them."
+        if not self.active: return
+        rec = self.learn.recorder
+        new = rec.losses[self.start:]
+        if new: rec.losses[self.start:] = list(torch.stack([torch.as_tensor(l).to(new[0].device) for l in new]).cpu().unbind())
+        self.start = len(rec.losses)
+
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
-    "fastai callbacks for fast training on CUDA: bf16 `MixedPrecision` (and `ChannelsLast`); none elsewhere."
+    "fastai callbacks for fast training on CUDA: bf16 `MixedPrecision` (and `ChannelsLast`), the loss kept on the device; none elsewhere."
     device = torch.device(device or default_device())
     if device.type!='cuda': return []
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
-    return [ChannelsLast()]*channels_last + [MixedPrecision(amp_mode='bf16')]
+    return [ChannelsLast()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog()]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:
@@ -360,13 +409,6 @@ def notebook_run(preset:Preset=None # default: the active preset
     root = Path(os.environ.get('ANIMESTYLE_RUNS') or project_root()/'runs')
     return RunDir(root/f'notebooks-{preset.name}', preset)
 
-# %% ../nbs/00_core.ipynb #7780e34a
-import itertools, warnings
-with warnings.catch_warnings():  # fastai's import trips torch's deprecation of torch.jit.script: nothing a user can act on
-    warnings.simplefilter('ignore', FutureWarning)
-    from fastai.callback.core import Callback, CancelStepException
-    from fastai.optimizer import OptimWrapper
-
 # %% ../nbs/00_core.ipynb #fe2309d2
 CKPT_ENV = 'ANIMESTYLE_CKPT_EVERY'
 DEFAULT_CKPT_EVERY = 200
@@ -427,16 +469,20 @@ class DivergenceGuard(Callback):
         warnings.warn(f"{self.stage}: skipped the batch at {where}: the {what} is {value}")
 
     def after_loss(self):
-        if not self.training or bool(torch.isfinite(self.learn.loss).all()): return
+        "Skipping needs the verdict on the loss before the backward pass; stopping can wait for `before_step`."
+        if not (self.training and self.skip) or bool(torch.isfinite(self.learn.loss).all()): return
         self._bad(self._what(), _first_bad(self.learn.loss))
         self.learn.yb = ()  # skipping: no backward, no step, and the recorder leaves the batch out
 
     def before_step(self):
-        if not self.check_grads: return
-        grads = [q.grad for q in self.learn.model.parameters() if q.grad is not None]
-        if not grads: return
-        norm = torch.nn.utils.get_total_norm(grads)
-        if bool(torch.isfinite(norm)): return
+        "The loss and the gradients' norm, read back together: one synchronisation per step on a GPU."
+        loss = self.learn.loss.detach()
+        grads = [q.grad for q in self.learn.model.parameters() if q.grad is not None] if self.check_grads else []
+        norm = torch.nn.utils.get_total_norm(grads) if grads else None
+        ok = torch.isfinite(loss).all()
+        if norm is not None: ok = ok & torch.isfinite(norm).to(ok.device)
+        if bool(ok): return
+        if not bool(torch.isfinite(loss).all()): self._bad(self._what(), _first_bad(loss))  # only when stopping: raises
         self._bad(f"gradient of the {self._what()}", _first_bad(norm))
         raise CancelStepException()  # skipping: fastai zeroes the gradients without a step
 

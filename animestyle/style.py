@@ -28,10 +28,10 @@ from .layers import StyleEncoder
 # %% auto #0
 __all__ = ['METHODS', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms', 'pairwise_loss',
            'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio', 'retrieval_metrics',
-           'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'style_learner', 'init_style_model',
-           'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder', 'eq1_comparison',
-           'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table', 'factor_correlation',
-           'plot_correlation', 'summarise_style']
+           'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'RandomFlip', 'style_learner',
+           'init_style_model', 'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder',
+           'eq1_comparison', 'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table',
+           'factor_correlation', 'plot_correlation', 'summarise_style']
 
 # %% ../nbs/05_style.ipynb #0ce8c9d6
 def prefix_sq_distances(a:torch.Tensor, # (N, D) points
@@ -272,6 +272,16 @@ def train_counts(cache) -> torch.Tensor:
     n = int(m.artist_id.max())+1
     return torch.as_tensor(np.bincount(m.artist_id[m.split=='train'], minlength=n), dtype=torch.float32)
 
+class RandomFlip(Callback):
+    "Mirror a random fraction `p` of each training batch left to right, on the device; evaluation batches stay as they are."
+    order = 2  # before fastai's ChannelsLast and MixedPrecision, so they see the mirrored batch
+    def __init__(self, p:float=0.5): self.p = p
+    def before_batch(self):
+        if not self.training: return
+        x = self.learn.xb[0]
+        m = torch.rand(len(x), device=x.device) < self.p
+        self.learn.xb = (torch.where(m[:, None, None, None], x.flip(-1), x), *self.learn.xb[1:])
+
 def style_learner(run:RunDir, # the run: preset and data
                   cache, # its image cache (`prepare_data(run)`)
                   method:str='centres', # 'centres' (eqs. 2+3), 'pairs' (eq. 1), 'softmax' (baseline)
@@ -290,7 +300,8 @@ def style_learner(run:RunDir, # the run: preset and data
     metrics = ([PrefixPrecision(d) for d in (p.d_style,)] if method=='pairs'
                else [PrefixAccuracy(d) for d in dims] + [PrefixPrecision(p.d_style)])
     return Learner(dls, model, loss_func=lambda z,y: model.loss(z,y), opt_func=opt_func(p.style_opt), lr=p.style_lr,
-                   metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True, cbs=accel_cbs(dls.device))
+                   metrics=metrics, wd=0., wd_bn_bias=False, train_bn=True,
+                   cbs=accel_cbs(dls.device) + [RandomFlip()]*p.style_flip)
 
 def init_style_model(model:StyleModel, # a freshly built model
                      dls # its DataLoaders

@@ -8,9 +8,11 @@ Both loops read the same loader (`CacheDL`: uint8 memmap -> Lab on the device) o
 (the numbers do not depend on what the images show) and run the same model (a copy of the Learner's, taken before training) with the same optimiser class:
   style    `style_learner` (eqs. 2 + 3, Adam) + the checkpoint and early stopping of `fit_style`
            vs  z = S(x); loss = model.loss(z, y); backward; torch.optim.Adam step
+           (both mirror half of each batch when the preset's `style_flip` is on)
   content  `content_learner` (VAE with nested dropout, RMSprop) + its checkpoint and reconstruction callbacks
            vs  loss = ContentVAELoss(vae(x), x); backward; torch.optim.RMSprop step
   gan      `gan_learner` (GANTrainer alternating D and G steps, RMSprop) + samples, monitor and checkpoint callbacks
+Every Learner also carries `DivergenceGuard`, as the stages' fits do (one read-back of loss and gradient norm per step).
            vs  the same alternation written out, one batch per step
 A step is one batch. Each repeat times `--steps` steps after `--warmup` steps, for the Learner (between two of its
 after_batch events, so everything the Learner does per batch is inside) and for the plain loop; the order of the
@@ -32,7 +34,7 @@ from fastai.callback.tracker import EarlyStoppingCallback
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader_speed import random_cache  # noqa: E402
 
-from animestyle.core import RunDir, autocast, get_preset  # noqa: E402
+from animestyle.core import DivergenceGuard, RunDir, autocast, get_preset  # noqa: E402
 from animestyle.data.loaders import all_dls  # noqa: E402
 
 
@@ -79,11 +81,13 @@ def style_stage(run, cache, folder, dev):
     torch.manual_seed(0); learn = style_learner(run, cache, 'centres', True, device=dev)
     mon = f'acc@{p.d_style}'
     cbs = [StyleCheckpoint(folder/'best.safetensors', folder/'last.safetensors', mon),
-           EarlyStoppingCallback(monitor=mon, comp=np.greater, min_delta=1e-3, patience=2)]
+           EarlyStoppingCallback(monitor=mon, comp=np.greater, min_delta=1e-3, patience=2), DivergenceGuard('style')]
     model = fast_copy(learn.model, dev)  # the same network, initialised the same way
     opt = torch.optim.Adam(model.parameters(), lr=p.style_lr)
     def step(b, i):
         x, y = b
+        if p.style_flip:  # what the Learner's RandomFlip does
+            x = torch.where((torch.rand(len(x), device=x.device) < 0.5)[:, None, None, None], x.flip(-1), x)
         with autocast(dev): z = model(x)
         loss = model.loss(z.float(), y); loss.backward(); opt.step(); opt.zero_grad()
         if SYNC: loss.item()  # what fastai's Recorder and progress bar do every batch
@@ -96,7 +100,8 @@ def content_stage(run, cache, folder, dev):
     p = run.preset
     torch.manual_seed(0); S = style_stub(p)
     torch.manual_seed(0); learn = content_learner(run, cache, S, device=dev)
-    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device=dev), folder/'recon', 0)]
+    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device=dev), folder/'recon', 0),
+           DivergenceGuard('content')]
     vae = fast_copy(learn.model, dev).train()  # the same network, with the same data-dependent initialisation
     opt = torch.optim.RMSprop([q for q in vae.parameters() if q.requires_grad], lr=p.content_lr)
     loss_func = ContentVAELoss()
@@ -121,7 +126,7 @@ def gan_stage(run, cache, folder, dev):
     gan = make().to(dev)
     cbs = [GANSamples(folder/'samples', sample_codes(8, p, torch.Generator().manual_seed(0))),
            GANMonitor(np.random.default_rng(0).standard_normal((64, p.style_features[-1])).astype(np.float32)),
-           GANCheckpoint(folder/'gan.safetensors')]
+           GANCheckpoint(folder/'gan.safetensors'), DivergenceGuard('gan')]
     learn = gan_learner(all_dls(cache, p.gan_bs, device=dev), gan, p)
     g2 = copy.deepcopy(gan)
     loss_func = CondGANLoss(g2, p.lambda_style, p.lambda_content)

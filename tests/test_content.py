@@ -144,3 +144,17 @@ def test_resume_after_interruption(tiny_run):
         torch.testing.assert_close(enc.encode(x), vae.enc(x)[0])
     assert not any(q.requires_grad for q in enc.parameters())
     with pytest.raises(ContentError, match='force=True'): train_content(run, epochs=3, kl_weight=0.5, style=style)
+
+
+def test_mlp_probe_reads_a_factor_stored_nonlinearly():
+    "A factor written as the radius of a ring in the code is invisible to the linear probe and plain to the MLP probe."
+    from animestyle.content import probe
+    rng = np.random.default_rng(0)
+    def codes(n):
+        y = rng.integers(0, 2, n)  # the factor
+        ang, r = rng.uniform(0, 2*np.pi, n), np.where(y == 1, 2., 1.) + rng.normal(0, 0.1, n)
+        return np.c_[r*np.cos(ang), r*np.sin(ang), rng.normal(size=(n, 6))], y
+    (Xtr, ytr), (Xte, yte) = codes(1200), codes(400)
+    lin, mlp = probe(Xtr, ytr, Xte, yte), probe(Xtr, ytr, Xte, yte, kind='mlp')
+    assert lin['score'] < lin['chance'] + 0.1 and mlp['score'] > 0.9, (lin, mlp)
+    with pytest.raises(ValueError, match="probe kind"): probe(Xtr, ytr, Xte, yte, kind='forest')

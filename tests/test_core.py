@@ -19,10 +19,16 @@ from animestyle.core import *
     (dict(name='cpu', style_features='32,x'), 'style_features must be a comma-separated list of integers'),
     (dict(name='cpu', gan_opt='lbfgs'), 'gan_opt must be one of'),
     (dict(name='cpu', image_size=30), 'image_size must be a multiple of 8'),
+    (dict(name='cpu', style_flip='maybe'), 'style_flip must be true or false'),
 ])
 def test_bad_presets_are_one_line_errors(kw, msg):
     with pytest.raises(PresetError) as e: get_preset(**kw)
     assert msg in str(e.value) and '\n' not in str(e.value)
+
+
+def test_boolean_preset_values():
+    assert get_preset('paper').style_flip is False and get_preset('cpu').style_flip is True
+    assert get_preset('cpu', style_flip='no').style_flip is False and get_preset('paper', style_flip=1).style_flip is True
 
 
 def test_env_selects_preset(monkeypatch):
