@@ -429,6 +429,8 @@ class DivergenceError(RuntimeError):
     def __init__(self, msg): super().__init__(msg); self.msg = msg
     def __str__(self): return self.msg  # unchanged when fastai prefixes the callback's name to the args
 
+def _torch_opt(learn): return getattr(learn.opt, 'opt', learn.opt)  # PyTorch's optimiser inside fastai's `OptimWrapper`
+
 def _first_bad(t):
     t = t.detach().float().flatten()
     return str(t[~torch.isfinite(t)][0].item())
@@ -440,11 +442,18 @@ class DivergenceGuard(Callback):
                  skip:bool=False, # skip bad batches (no backward, no step) instead of stopping
                  max_skips:int=20, # stop anyway once more batches than this were skipped in one fit
                  check_grads:bool=True, # also check the gradients before each optimiser step
-                 keep=None): # the resume checkpoint the message says is kept
-        self.stage,self.skip,self.max_skips,self.check_grads,self.keep = stage,skip,max_skips,check_grads,keep
-        self.skipped = []
+                 keep=None, # the resume checkpoint the message says is kept
+                 lazy:bool=None): # read each verdict a step late (optimiser skips bad steps on the device); default: on CUDA with fused Adam
+        self.stage,self.skip,self.max_skips,self.check_grads,self.keep,self.lazy = stage,skip,max_skips,check_grads,keep,lazy
+        self.skipped,self._pending,self._lazy = [],None,False
 
-    def before_fit(self): self.skipped = []
+    def before_fit(self):
+        self.skipped,self._pending = [],None
+        opt = _torch_opt(self.learn)
+        can = getattr(opt, '_step_supports_amp_scaling', False)  # fused Adam: honours `found_inf` without a read-back
+        if self.lazy and not can: raise ValueError(f"{self.stage}: a lazy DivergenceGuard needs an optimiser that takes found_inf (fused Adam)")
+        on_gpu = next(self.learn.model.parameters()).device.type=='cuda'
+        self._lazy = (not self.skip) and can and (self.lazy if self.lazy is not None else on_gpu)
 
     def _where(self):
         sr = getattr(self.learn, 'step_resume', None)
@@ -455,8 +464,8 @@ class DivergenceGuard(Callback):
         phase = getattr(self.learn.loss_func, 'phase', None)
         return {'critic':'discriminator (D) loss', 'gen':'generator (G) loss'}.get(phase, 'loss')
 
-    def _bad(self, what, value):
-        step,epoch,batch = self._where()
+    def _bad(self, what, value, where=None):
+        step,epoch,batch = where or self._where()
         where = f"step {step} (epoch {epoch+1}, batch {batch+1})"
         if not self.skip:
             kept = f"the last good checkpoint, {self.keep}, is kept" if self.keep else "no later checkpoint was written"
@@ -474,17 +483,36 @@ class DivergenceGuard(Callback):
         self._bad(self._what(), _first_bad(self.learn.loss))
         self.learn.yb = ()  # skipping: no backward, no step, and the recorder leaves the batch out
 
+    def _verdict(self, loss, norm, what, where=None):
+        "Raise (stopping) or record (skipping) the bad loss or gradient."
+        if not bool(torch.isfinite(loss).all()): self._bad(what, _first_bad(loss), where)  # only when stopping: raises
+        self._bad(f"gradient of the {what}", _first_bad(norm), where)
+
+    def _settle(self):
+        "Lazy mode: read back the last step's verdict; the GPU has usually finished it, so this rarely waits."
+        if self._pending is None: return
+        ok,loss,norm,what,where = self._pending; self._pending = None
+        if not bool(ok): self._verdict(loss, norm, what, where)
+
     def before_step(self):
-        "The loss and the gradients' norm, read back together: one synchronisation per step on a GPU."
+        "The loss and the gradients' norm, read back together (one synchronisation per step), or not at all in lazy mode."
         loss = self.learn.loss.detach()
         grads = [q.grad for q in self.learn.model.parameters() if q.grad is not None] if self.check_grads else []
         norm = torch.nn.utils.get_total_norm(grads) if grads else None
         ok = torch.isfinite(loss).all()
         if norm is not None: ok = ok & torch.isfinite(norm).to(ok.device)
+        if self._lazy:
+            self._settle()  # the previous step's verdict: raises there if it was bad
+            _torch_opt(self.learn).found_inf = (~ok).float()  # fused Adam leaves weights and state alone when it is 1
+            self._pending = (ok, loss, norm, self._what(), self._where()); return
         if bool(ok): return
-        if not bool(torch.isfinite(loss).all()): self._bad(self._what(), _first_bad(loss))  # only when stopping: raises
-        self._bad(f"gradient of the {self._what()}", _first_bad(norm))
+        self._verdict(loss, norm, self._what())
         raise CancelStepException()  # skipping: fastai zeroes the gradients without a step
+
+    def after_step(self):
+        if self._lazy: vars(_torch_opt(self.learn)).pop('found_inf', None)  # never left behind for a later fit
+
+    def after_train(self): self._settle()  # the epoch's last step, before validation and checkpoints
 
 # %% ../nbs/00_core.ipynb #76849f60
 class _SkipBatches:

@@ -12,7 +12,7 @@ Both loops read the same loader (`CacheDL`: uint8 memmap -> Lab on the device) o
   content  `content_learner` (VAE with nested dropout, RMSprop) + its checkpoint and reconstruction callbacks
            vs  loss = ContentVAELoss(vae(x), x); backward; torch.optim.RMSprop step
   gan      `gan_learner` (GANTrainer alternating D and G steps, RMSprop) + samples, monitor and checkpoint callbacks
-Every Learner also carries `DivergenceGuard`, as the stages' fits do (one read-back of loss and gradient norm per step).
+Every Learner also carries `DivergenceGuard`, as the stages' fits do.
            vs  the same alternation written out, one batch per step
 A step is one batch. Each repeat times `--steps` steps after `--warmup` steps, for the Learner (between two of its
 after_batch events, so everything the Learner does per batch is inside) and for the plain loop; the order of the
@@ -22,6 +22,8 @@ On CUDA the Learners carry `core.accel_cbs` (bf16 `MixedPrecision`; `ChannelsLas
 loop does the same: its model is a channels_last copy (encoders) and its forward runs under bf16 autocast, the
 loss on float32 outputs. Both timers synchronise the GPU. With PLAIN_SYNC=1 the style stage's plain loop also reads its
 loss back to the host every step, as fastai's Recorder does, which isolates the cost of that synchronisation.
+With GUARD=0 the Learners run without `DivergenceGuard` (on CUDA it reads nothing back with fused Adam, the style
+stage, and reads loss and gradient norm back once per step with RMSprop, the content and GAN stages).
 """
 import argparse, copy, json, os, statistics, sys, tempfile, time
 from pathlib import Path
@@ -55,6 +57,12 @@ class StepTimer(Callback):
 SYNC = bool(int(os.environ.get('PLAIN_SYNC', '0')))  # PLAIN_SYNC=1: the style plain loop reads its loss back every step, as fastai does
 
 
+GUARD = os.environ.get('GUARD', '1') != '0'  # GUARD=0: the Learners without DivergenceGuard, to measure what it costs
+
+
+def guard(stage): return [DivergenceGuard(stage)] if GUARD else []
+
+
 def sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
 
@@ -81,9 +89,9 @@ def style_stage(run, cache, folder, dev):
     torch.manual_seed(0); learn = style_learner(run, cache, 'centres', True, device=dev)
     mon = f'acc@{p.d_style}'
     cbs = [StyleCheckpoint(folder/'best.safetensors', folder/'last.safetensors', mon),
-           EarlyStoppingCallback(monitor=mon, comp=np.greater, min_delta=1e-3, patience=2), DivergenceGuard('style')]
+           EarlyStoppingCallback(monitor=mon, comp=np.greater, min_delta=1e-3, patience=2)] + guard('style')
     model = fast_copy(learn.model, dev)  # the same network, initialised the same way
-    opt = torch.optim.Adam(model.parameters(), lr=p.style_lr)
+    opt = torch.optim.Adam(model.parameters(), lr=p.style_lr, fused=True)  # the kernel the Learner's opt_func picks
     def step(b, i):
         x, y = b
         if p.style_flip:  # what the Learner's RandomFlip does
@@ -100,8 +108,7 @@ def content_stage(run, cache, folder, dev):
     p = run.preset
     torch.manual_seed(0); S = style_stub(p)
     torch.manual_seed(0); learn = content_learner(run, cache, S, device=dev)
-    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device=dev), folder/'recon', 0),
-           DivergenceGuard('content')]
+    cbs = [ContentCheckpoint(folder/'ckpt.safetensors', 0, [], {}), SaveReconstructions(heldout_images(cache, device=dev), folder/'recon', 0)] + guard('content')
     vae = fast_copy(learn.model, dev).train()  # the same network, with the same data-dependent initialisation
     opt = torch.optim.RMSprop([q for q in vae.parameters() if q.requires_grad], lr=p.content_lr)
     loss_func = ContentVAELoss()
@@ -126,7 +133,7 @@ def gan_stage(run, cache, folder, dev):
     gan = make().to(dev)
     cbs = [GANSamples(folder/'samples', sample_codes(8, p, torch.Generator().manual_seed(0))),
            GANMonitor(np.random.default_rng(0).standard_normal((64, p.style_features[-1])).astype(np.float32)),
-           GANCheckpoint(folder/'gan.safetensors'), DivergenceGuard('gan')]
+           GANCheckpoint(folder/'gan.safetensors')] + guard('gan')
     learn = gan_learner(all_dls(cache, p.gan_bs, device=dev), gan, p)
     g2 = copy.deepcopy(gan)
     loss_func = CondGANLoss(g2, p.lambda_style, p.lambda_content)
@@ -158,6 +165,7 @@ def main():
     ap.add_argument('--steps', type=int, default=20); ap.add_argument('--warmup', type=int, default=5)
     ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--n', type=int, default=2048)
     ap.add_argument('--json', default=''); ap.add_argument('--device', default='cpu')
+    ap.add_argument('--profile', default='', help='folder: also profile each loop once (torch.profiler) and write its top operators there')
     a = ap.parse_args()
     dev = torch.device(a.device)
     base = get_preset(a.preset)
@@ -168,7 +176,7 @@ def main():
     print(f'preset {p.name} ({p.image_size} px), torch {torch.__version__}, {torch.get_num_threads()} threads, '
           f'{os.cpu_count()} cpus, load {os.getloadavg()[0]:.2f}; {a.steps} steps after {a.warmup}, {a.repeats} repeats', flush=True)
     out = dict(preset=p.name, device=str(dev), gpu=torch.cuda.get_device_name() if dev.type == 'cuda' else None, steps=a.steps, warmup=a.warmup, repeats=a.repeats, date=time.strftime('%Y-%m-%d'),
-               torch=torch.__version__, threads=torch.get_num_threads(), load_start=os.getloadavg()[0], stages={})
+               torch=torch.__version__, threads=torch.get_num_threads(), load_start=os.getloadavg()[0], guard=GUARD, plain_sync=SYNC, stages={})
     for name in a.stages.split(','):
         folder = tmp/name
         learn, fit_kw, cbs, step, plain_model = STAGES[name](run, cache, folder, dev)
@@ -190,6 +198,21 @@ def main():
         print(f"{name:8s} bs {bs:3d}: Learner {r['learner_img_s']:7.1f} img/s, plain loop {r['plain_img_s']:7.1f} img/s, "
               f"ratio {r['ratio']:.3f}  (median of {a.repeats}; load {r['load']:.2f})", flush=True)
         if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
+        if a.profile: profile_loops(name, learn, cbs + [timer], fit_kw, step, a, dev)
+
+
+def profile_loops(name, learn, cbs, fit_kw, step, a, dev):
+    "One more pass of each loop under torch.profiler; the operator tables (device time, host time) go to `a.profile`."
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    folder = Path(a.profile); folder.mkdir(parents=True, exist_ok=True)
+    for which in ('learner', 'plain'):
+        with profile(activities=acts) as prof:
+            if which == 'learner': learn.fit(1, cbs=cbs, **fit_kw)
+            else: plain_time(step, learn.dls.train, a.warmup, a.steps)
+        ka = prof.key_averages()
+        tables = [ka.table(sort_by=k, row_limit=30) for k in (['self_device_time_total'] if dev.type == 'cuda' else []) + ['self_cpu_time_total']]
+        (folder/f'{name}_{which}.txt').write_text(f'{name}, {which}: {a.warmup}+{a.steps} steps\n\n' + '\n\n'.join(tables))
 
 
 if __name__ == '__main__': main()

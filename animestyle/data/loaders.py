@@ -240,13 +240,13 @@ class CacheDataset:
         self.labels = torch.as_tensor(cache.manifest.artist_id.values[self.idxs], dtype=torch.long)
     def __len__(self): return len(self.idxs)
     def __getitem__(self, i): return torch.from_numpy(np.array(self.cache.images[self.idxs[i]])), self.labels[i]
-    def batch(self, ii):
-        "Items `ii` as one (uint8 (B, S, S, 3), long (B,)) batch."
+    def batch(self, ii, pin:bool=False):
+        "Items `ii` as one (uint8 (B, S, S, 3), long (B,)) batch; `pin`: in page-locked memory, for copies that do not wait."
         ii = np.asarray(ii, dtype=np.int64); rows = self.idxs[ii]
         order = np.argsort(rows)
-        x = np.empty((len(ii), *self.cache.images.shape[1:]), np.uint8)
-        x[order] = self.cache.images[rows[order]]
-        return torch.from_numpy(x), self.labels[ii]
+        x = torch.empty((len(ii), *self.cache.images.shape[1:]), dtype=torch.uint8, pin_memory=pin)
+        x.numpy()[order] = self.cache.images[rows[order]]
+        return x, (self.labels[ii].pin_memory() if pin else self.labels[ii])
 
 class CacheDL(DataLoader):
     "A fastai DataLoader over a `CacheDataset`: uint8 batches, converted to Lab on the device."
@@ -261,7 +261,11 @@ class CacheDL(DataLoader):
         self.c = len(self.vocab)
 
     def create_batches(self, samps):
-        for b in chunked(samps, self.bs, drop_last=self.drop_last): yield self.dataset.batch(b)
+        dev = torch.device(self.device) if self.device is not None else None
+        pin = dev is not None and dev.type=='cuda' and self.fake_l.num_workers==0  # workers hand batches over on the host
+        for b in chunked(samps, self.bs, drop_last=self.drop_last):
+            x, y = self.dataset.batch(b, pin=pin)
+            yield (x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)) if pin else (x, y)
 
     def after_batch(self, b):
         x, y = b
