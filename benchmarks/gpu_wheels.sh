@@ -8,7 +8,10 @@ pkgs=$(.venv/bin/python - <<'PY'
 from importlib.metadata import version
 names = ['fastai','fastcore','fasttransform','fastprogress','fastdownload','plum-dispatch','beartype',
          'kornia','kornia_rs','python-fasthtml','starlette','itsdangerous','python-multipart','oauthlib',
-         'beautifulsoup4','soupsieve','uvicorn','httpx2','execnb','nbdev','ghapi','asttokens','watchdog','astunparse']
+         'beautifulsoup4','soupsieve','uvicorn','httpx2','execnb','nbdev','ghapi','asttokens','watchdog','astunparse',
+         # IPython, for execnb to run the notebooks' `#| cuda` cells
+         'ipython','traitlets','jedi','parso','prompt_toolkit','pygments','matplotlib-inline','pexpect','ptyprocess',
+         'stack_data','executing','pure_eval','wcwidth','ipython_pygments_lexers']
 out = []
 for n in names:
     try: out.append(f'{n}=={version(n)}')

@@ -2,8 +2,19 @@
 
 The copy keeps the source notebook editable while a long run executes; outputs are merged back by cell id,
 only into cells whose source did not change meanwhile."""
-import json, os, shutil, subprocess, sys, time
+import json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
+
+def collapse(text):
+    "What a notebook shows of a stream: on each line, only what follows the last carriage return (progress bars)."
+    return '\n'.join((line[:-1] if line.endswith('\r') else line).rsplit('\r', 1)[-1] for line in text.split('\n'))
+
+def tidy(outputs):
+    "Progress-bar redraws collapsed to their last state, as Jupyter renders them, so that notebooks stay small."
+    for o in outputs:
+        if o.get('output_type')=='stream':
+            t = collapse(''.join(o['text'])); o['text'] = [l for l in re.split(r'(?<=\n)', t) if l]
+    return outputs
 
 def run(preset, path):
     path = Path(path)
@@ -20,12 +31,19 @@ def run(preset, path):
         for c in nb['cells']:
             o = out.get(c['id'])
             if c['cell_type']=='code' and o is not None and o['source']==c['source']:
-                c['outputs'],c['execution_count'] = o.get('outputs', []),o.get('execution_count')
+                c['outputs'],c['execution_count'] = tidy(o.get('outputs', [])),o.get('execution_count')
         path.write_text(json.dumps(nb, indent=1, ensure_ascii=False)+'\n')
         return True
     finally: tmp.unlink(missing_ok=True)
 
 if __name__=='__main__':
+    if sys.argv[1]=='--tidy':  # tidy committed outputs in place: python tools/run_nb.py --tidy nbs/*.ipynb
+        for p in sys.argv[2:]:
+            nb = json.loads(Path(p).read_text())
+            for c in nb['cells']:
+                if c['cell_type']=='code': tidy(c.get('outputs', []))
+            Path(p).write_text(json.dumps(nb, indent=1, ensure_ascii=False)+'\n')
+        sys.exit(0)
     preset, paths = sys.argv[1], sys.argv[2:]
     ok = all([run(preset, p) for p in paths])
     subprocess.run([str(Path(sys.executable).with_name('nbdev-clean'))])
