@@ -82,6 +82,7 @@ class StyleSpace:
                  artists:list=None, # artist names, in centre order
                  cache:ImageCache=None, # the run's images, for rankings and probes
                  run:RunDir=None, # the run these networks come from
+                 style_bank:torch.Tensor=None, # normalised style codes G trained with (`gan_style_prior = data`); None: N(0, I)
                  device=None): # default `core.default_device()`
         self.device = torch.device(device or default_device())
         self.S,self.Enc,self.G = [_inference(n).to(self.device) for n in (S,Enc,G)]
@@ -94,6 +95,7 @@ class StyleSpace:
         self.centres = None if centres is None else torch.as_tensor(centres, dtype=torch.float32)[:, :ds].to(self.device)
         self.artists = list(artists) if artists is not None else (None if centres is None else [f'artist {i}' for i in range(len(centres))])
         self.cache,self.run = cache,run
+        self.style_bank = None if style_bank is None else torch.as_tensor(style_bank, dtype=torch.float32).cpu()
         self.image_size = self.G.image_size
         self._memo = {}
 
@@ -118,7 +120,7 @@ def from_run(cls:StyleSpace, run_dir, # a run directory (path or `RunDir`) with 
     p = run.preset
     return cls(S, Enc, G, mean, std, _pick(gan, 'd_style') or p.d_style, _pick(gan, 'd_content') or p.d_content,
                centres=_pick(st, 'centres', 'centers'), artists=cache.artists if cache is not None else _pick(st, 'artists'),
-               cache=cache, run=run, device=device)
+               cache=cache, run=run, style_bank=_pick(gan, 'style_bank'), device=device)
 
 # %% ../nbs/08_analysis.ipynb #59d7761a
 def _find_net(obj, cls, names):
@@ -248,10 +250,12 @@ def generate(self:StyleSpace, style, # (B, d_style) or (d_style,) normalised sty
 def sample(self:StyleSpace, n:int, # number of codes
            seed:int=0 # seed of the draw
           ) -> SimpleNamespace:
-    "`n` random codes from the GAN's prior: `style`, `content`, `noise`, each from N(0, I)."
+    "`n` random codes from the prior G trained with: `style` from N(0, I) or its style bank, `content` and `noise` from N(0, I)."
     g = torch.Generator().manual_seed(seed)
-    return SimpleNamespace(**{k:torch.randn(n, d, generator=g) for k,d in
-                              (('style',self.d_style),('content',self.d_content),('noise',self.d_noise))})
+    z = SimpleNamespace(**{k:torch.randn(n, d, generator=g) for k,d in
+                           (('style',self.d_style),('content',self.d_content),('noise',self.d_noise))})
+    if self.style_bank is not None: z.style = self.style_bank[torch.randint(len(self.style_bank), (n,), generator=g)]
+    return z
 
 def to_pil(images:torch.Tensor, # (B, 3, H, W) or (3, H, W) RGB in [0, 1]
            size:int=None # resize to size x size

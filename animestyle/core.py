@@ -57,6 +57,7 @@ class Preset:
     d_content:int        # content dimensions kept after pruning
     lambda_style:float   # weight of eq. 8 in the generator loss
     lambda_content:float # weight of eq. 9 in the generator loss
+    gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
     style_opt:str        # optimiser of the style encoder
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
@@ -105,6 +106,7 @@ def validate(self:Preset):
     for stage in ('style','content','gan'):
         o = getattr(self, f'{stage}_opt')
         _check(o in _OPTIMISERS, f"preset {n!r}: {stage}_opt must be one of {_OPTIMISERS}, got {o!r}")
+    _check(self.gan_style_prior in ('normal', 'data'), f"preset {n!r}: gan_style_prior must be 'normal' or 'data', got {self.gan_style_prior!r}")
     for net in ('style','vae','gen','disc'):
         feats,blocks = getattr(self, f'{net}_features'),getattr(self, f'{net}_blocks')
         _check(len(blocks) in (len(feats), len(feats)-1),

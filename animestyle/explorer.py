@@ -111,8 +111,11 @@ def set_code(self:Explorer, style=None, # new style code (d_style,), or None to 
 @patch
 def pick_artist(self:Explorer, name:str # an artist of the run, or '(random style)'
                ):
-    "Start from `name`'s learned style."
-    if name=='(random style)': return self.set_code(style=torch.randn(self.ss.d_style, generator=self._rng))
+    "Start from `name`'s learned style, or a random style drawn the way G was trained."
+    if name=='(random style)':
+        bank = self.ss.style_bank  # G trained on training images' style codes (`gan_style_prior = data`)
+        u = torch.randn(self.ss.d_style, generator=self._rng) if bank is None else bank[torch.randint(len(bank), (1,), generator=self._rng)[0]]
+        return self.set_code(style=u)
     return self.set_code(style=self.ss.artist_style(name))
 
 @patch

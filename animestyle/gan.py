@@ -43,10 +43,16 @@ class GANError(ValueError):
 def sample_codes(n:int, # number of codes
                  preset:Preset, # gives code_dim
                  generator:torch.Generator=None, # a seeded generator for a reproducible draw
-                 device=None # where the codes live
+                 device=None, # where the codes live
+                 style_bank:torch.Tensor=None # (m, d_style) normalised style codes to draw u from; None: N(0, I)
                 ) -> torch.Tensor:
-    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`."
-    return torch.randn(n, preset.code_dim, generator=generator).to(device or 'cpu')
+    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with `style_bank`, each u is a random row of it."
+    z = torch.randn(n, preset.code_dim, generator=generator)
+    if style_bank is not None:
+        if style_bank.ndim!=2 or style_bank.shape[1]!=preset.d_style or not len(style_bank):
+            raise GANError(f"a style bank must be (m>0, {preset.d_style}), got {tuple(style_bank.shape)}")
+        z[:, :preset.d_style] = style_bank.to('cpu', torch.float32)[torch.randint(len(style_bank), (n,), generator=generator)]
+    return z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
                preset:Preset # gives d_style and d_content
@@ -220,11 +226,24 @@ class CondGAN(nn.Module):
                  critic:MultiScaleDiscriminator, # the §5.2 consortium
                  style:StyleCondition, # frozen, normalised S
                  content:ContentCondition, # frozen Enc
-                 preset:Preset # gives d_style, d_content, code_dim
+                 preset:Preset, # gives d_style, d_content, code_dim
+                 style_bank:torch.Tensor=None # (m, d_style) normalised style codes u is drawn from (`gan_style_prior = data`); None: N(0, I)
                 ):
         super().__init__()
         self.generator,self.critic,self.style,self.content,self.preset = generator,critic,style,content,preset
+        self.style_bank = style_bank  # kept on the CPU, where the codes are drawn
         self.gen_mode = False
+
+    def sample(self, n:int, # number of codes
+               generator:torch.Generator=None # a seeded generator for a reproducible draw
+              ) -> torch.Tensor:
+        "`n` codes from the prior G trains with, on the module's device."
+        return sample_codes(n, self.preset, generator, next(self.generator.parameters()).device, self.style_bank)
+
+    @property
+    def style_bank(self): return self._style_bank
+    @style_bank.setter
+    def style_bank(self, b): self._style_bank = None if b is None else torch.as_tensor(b, dtype=torch.float32).detach().cpu()
 
     def switch(self, gen_mode:bool=None # None: toggle
               ):
@@ -301,7 +320,7 @@ class GANTrainer(Callback):
 
     def before_batch(self):
         real = self.xb[0]
-        z = sample_codes(len(real), self.learn.model.preset, device=real.device)
+        z = self.learn.model.sample(len(real)).to(real.device)
         self.learn.xb = (z,) if self.gen_mode else (real, z)
         self.learn.yb = (z,)
 
@@ -431,7 +450,7 @@ def evaluate_gan(gan:CondGAN, # the trained module
     out['style_error_eq8'] = float(style_loss((s_raw - S.mean.cpu())/S.std.cpu(), u_a[target]))
     out['style_error_eq8_real'] = float(style_loss(real.style[tr], u_a[torch.as_tensor(real.artist[tr])]))
     # content fidelity: eq. 9 error on random codes; a character probe
-    z = rnd(A*per_class, p.code_dim)
+    z = gan.sample(A*per_class, g)
     out['content_error_eq9'] = float(content_loss(_batched(E, gen(z)).cpu(), split_code(z, p)[1]))
     out['content_error_eq9_prior'] = float(p.d_content)
     if real.character is not None:
@@ -441,14 +460,14 @@ def evaluate_gan(gan:CondGAN, # the trained module
         out['content_probe_real'] = float(probe.score(real.content[~tr].numpy(), real.character[~tr])) if (~tr).any() else float('nan')
         v_c = torch.stack([real.content[real.character==c].mean(0) for c in range(C)])
         tc = torch.arange(C).repeat_interleave(per_class)
-        z = join_code(rnd(len(tc), p.d_style), v_c[tc], rnd(len(tc), p.d_noise))
+        z = join_code(split_code(gan.sample(len(tc), g).cpu(), p)[0], v_c[tc], rnd(len(tc), p.d_noise))
         out['content_probe_top1'] = float((probe.predict(_batched(E, gen(z)).cpu().numpy())==tc.numpy()).mean())
         out['content_chance'] = 1/C
     # Fréchet distance in S's feature space, and the collapse check
     n = n_fd or len(real.features)//2
     perm = np.random.default_rng(seed).permutation(len(real.features))
     fa,fb = real.features[perm[:n]],real.features[perm[n:2*n]]
-    fg = _batched(S.features, gen(rnd(n, p.code_dim))).cpu().numpy()
+    fg = _batched(S.features, gen(gan.sample(n, g))).cpu().numpy()
     out.update(fd=frechet_distance(fa, fg), fd_floor=frechet_distance(fa, fb), n_fd=int(n),
                spread_ratio=feature_spread(fg)/feature_spread(real.features))
     return out
@@ -492,7 +511,7 @@ class GANMonitor(Callback):
     def after_epoch(self):
         m = self.learn.model
         g = torch.Generator().manual_seed(1234)
-        z = sample_codes(len(self.real_features), m.preset, g, next(m.parameters()).device)
+        z = m.sample(len(self.real_features), g)
         with torch.no_grad(): fg = _batched(lambda c: m.style.features(m.generator(c)), z).cpu().numpy()
         rec = dict(zip(self.learn.recorder.metric_names[1:-1], map(float, self.learn.recorder.log[1:])))
         rec.update(epoch=self.epoch0+self.epoch+1, fd=frechet_distance(self.real_features, fg),
@@ -573,8 +592,8 @@ def gan_conditions(run:RunDir, # the run
             None if centres is None else torch.as_tensor(centres))
 
 # %% ../nbs/07_gan.ipynb #211e2406
-def _fixed_codes(p, n=16, seed=0):
-    return sample_codes(n, p, torch.Generator().manual_seed(seed))
+def _fixed_codes(gan, n=16, seed=0):
+    return gan.sample(n, torch.Generator().manual_seed(seed)).cpu()
 
 def train_gan(run:RunDir, # the run (its preset sizes everything)
               epochs:int=None, # epochs in all; default `preset.gan_epochs`
@@ -600,10 +619,11 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     style,content,centres = gan_conditions(run, cache, device)
     gan = CondGAN(Generator(p), MultiScaleDiscriminator(p), style, content, p).to(device)
     real = RealFeatures(gan, cache, seed=run.seed)
+    if p.gan_style_prior=='data': gan.style_bank = real.style[real.train] if real.train.any() else real.style
     n_mon = min(512, len(real.features))
     history,done,resume = [],0,None
     learn = gan_learner(all_dls(cache, bs, device=device), gan, p, lr=lr, n_crit=n_crit,
-                        cbs=[GANSamples(folder/'samples', _fixed_codes(p)),
+                        cbs=[GANSamples(folder/'samples', _fixed_codes(gan)),
                              GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]],
                                         patience=collapse_epochs),
                              GANCheckpoint(ckpt)])
@@ -624,8 +644,10 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
                                     DivergenceGuard('gan', skip_bad_batches, keep=ckpt)])
     history = learn.gan_monitor.history
     meta = dict(epoch=len(history), d_style=p.d_style, d_content=p.d_content, code_dim=p.code_dim, preset=p.name)
+    bank = {} if gan.style_bank is None else {'prior.style':gan.style_bank}
     save_checkpoint(wfile, {**{f'G.{k}':v for k,v in gan.generator.state_dict().items()},
-                            **{f'D.{k}':v for k,v in gan.critic.state_dict().items()}}, meta)
+                            **{f'D.{k}':v for k,v in gan.critic.state_dict().items()}, **bank},
+                    dict(meta, style_prior=p.gan_style_prior))
     if evaluate:
         m = evaluate_gan(gan, real, centres, seed=run.seed)
         prev = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').is_file() else {}
@@ -639,7 +661,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
 def load_gan(run:RunDir, # a run with a trained GAN stage
              device=None # default `core.default_device()`
             ) -> dict:
-    "The trained GAN of `run`: `G`, `D` (eval mode), `d_style`, `d_content`, `preset` and the `metrics`."
+    "The trained GAN of `run`: `G`, `D` (eval mode), `d_style`, `d_content`, `preset`, the `style_bank` G trained with (None: N(0, I)) and the `metrics`."
     p,device = run.preset,torch.device(device or default_device())
     f = run.path/'gan'/'weights.safetensors'
     if not f.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
@@ -649,7 +671,7 @@ def load_gan(run:RunDir, # a run with a trained GAN stage
     D.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('D.')})
     mf = run.path/'gan'/'metrics.json'
     return dict(G=G.to(device).eval(), D=D.to(device).eval(), d_style=meta['d_style'], d_content=meta['d_content'],
-                preset=p, epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None)
+                preset=p, style_bank=t.get('prior.style'), epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None)
 
 # %% ../nbs/07_gan.ipynb #2d4d96b3
 @torch.no_grad()

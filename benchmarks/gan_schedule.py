@@ -2,12 +2,13 @@
 in turn and measure it each time with `evaluate_gan` (style top-1, eq. 8 and eq. 9 errors, content probe,
 Fréchet distance and its floor, spread).
 
-    python benchmarks/gan_schedule.py --run runs/notebooks-cpu-copy --epochs 4,12,24,40 [--lambda-style 0.5] --json out.json
+    python benchmarks/gan_schedule.py --run runs/notebooks-cpu-copy --epochs 4,12,24,40 [--lambda-style 0.5] [--style-prior normal] --json out.json
 
 The run must hold a trained style encoder (`style/style.safetensors`) and content encoder (`content/encoder.safetensors`);
 its images are rebuilt if missing. `--lambda-style` and `--lambda-content` override the preset (a new run folder is
 made beside `--run`, with the upstream encoders copied in), to see whether G responds to the style condition
-when eq. 8 weighs more.
+when eq. 8 weighs more. `--style-prior` does the same for `gan_style_prior` (`normal`: §4's N(0, I); `data`: training
+images' style codes).
 """
 import argparse, dataclasses, json, shutil, time
 from pathlib import Path
@@ -24,12 +25,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--run', required=True); ap.add_argument('--epochs', default='4,12,24,40')
     ap.add_argument('--lambda-style', type=float, default=None); ap.add_argument('--lambda-content', type=float, default=None)
+    ap.add_argument('--style-prior', choices=('normal', 'data'), default=None)
     ap.add_argument('--workers', type=int, default=None); ap.add_argument('--json', default='')
     a = ap.parse_args()
     src = RunDir(a.run, create=False)
-    over = {k: v for k, v in (('lambda_style', a.lambda_style), ('lambda_content', a.lambda_content)) if v is not None}
+    over = {k: v for k, v in (('lambda_style', a.lambda_style), ('lambda_content', a.lambda_content),
+                              ('gan_style_prior', a.style_prior)) if v is not None}
     if over:
-        path = Path(a.run).with_name(Path(a.run).name + '-' + '-'.join(f'{k}{v:g}' for k, v in over.items()))
+        path = Path(a.run).with_name(Path(a.run).name + '-' + '-'.join(f'{k}{v:g}' if isinstance(v, float) else f'{k}-{v}' for k, v in over.items()))
         run = RunDir(path, dataclasses.replace(src.preset, **over).validate(), seed=src.seed)
         for f in ('style/style.safetensors', 'content/encoder.safetensors'):
             (path/f).parent.mkdir(parents=True, exist_ok=True)
@@ -46,7 +49,7 @@ def main():
               f"chance {m['style_chance']:.3f}), eq8 {m['style_error_eq8']:.2f} (real {m['style_error_eq8_real']:.2f}), "
               f"eq9 {m['content_error_eq9']:.1f} (prior {m['content_error_eq9_prior']:.0f}), content probe "
               f"{m.get('content_probe_top1', float('nan')):.3f}, FD {m['fd']:.3f} (floor {m['fd_floor']:.4f}), spread {m['spread_ratio']:.2f}", flush=True)
-        if a.json: Path(a.json).write_text(json.dumps(dict(preset=p.name, lambda_style=p.lambda_style,
+        if a.json: Path(a.json).write_text(json.dumps(dict(preset=p.name, lambda_style=p.lambda_style, style_prior=p.gan_style_prior,
                                                            lambda_content=p.lambda_content, bs=p.gan_bs, lr=p.gan_lr,
                                                            date=time.strftime('%Y-%m-%d'), stages=out), indent=1))
 

@@ -43,6 +43,8 @@ def test_artist_sets_the_whole_style_in_one_render(ex, ss):
     assert ex.style_sliders[0].value == pytest.approx(float(ex.style[0].clamp(-5, 5)), abs=1e-6)
     ex.artist.value = '(random style)'
     assert not torch.allclose(ex.style, ss.artist_style(ss.artists[3]))
+    assert ss.style_bank is not None  # tiny trains its GAN on training images' style codes
+    assert (ss.style_bank == ex.style).all(1).any()  # so a random style is one of them
 
 
 def test_new_noise_changes_only_the_noise(ex):

@@ -115,7 +115,11 @@ def test_d_step_moves_only_d_and_g_step_only_g():
 
 
 def test_train_gan_checkpoints_and_resumes(tmp_path, monkeypatch):
-    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
+    conds = []
+    def fake_conditions(run, cache=None, device=None):
+        conds.append(_conditions(run.preset))
+        return (*conds[-1], None)
+    monkeypatch.setattr(gan_mod, 'gan_conditions', fake_conditions)
     run = RunDir(tmp_path / 'run', P)
     train_gan(run, epochs=1, evaluate=False, device='cpu')
     ck = run.gan / 'checkpoint.safetensors'
@@ -129,6 +133,18 @@ def test_train_gan_checkpoints_and_resumes(tmp_path, monkeypatch):
     for k in ('style_top1', 'content_error_eq9', 'fd', 'fd_floor', 'spread_ratio'): assert k in out['metrics']
     again = train_gan(run, epochs=2, device='cpu')  # finished: loads, does not retrain
     assert all(torch.equal(a, b) for a, b in zip(again['G'].state_dict().values(), out['G'].state_dict().values()))
+    # tiny's `gan_style_prior = data`: the stored bank is the normalised S codes of the training images G trained with
+    from animestyle.data.loaders import prepare_data
+    cache = prepare_data(run)
+    train = np.flatnonzero(cache.manifest.split.values == 'train')
+    with torch.no_grad(): codes = torch.cat([conds[-1][0](x) for x in gan_mod.real_batches(cache, train, 'cpu')])
+    torch.testing.assert_close(out['style_bank'], codes)
+
+
+def test_normal_prior_stores_no_bank(tmp_path, monkeypatch):
+    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
+    out = train_gan(RunDir(tmp_path / 'run', get_preset('tiny', gan_style_prior='normal')), epochs=1, evaluate=False, device='cpu')
+    assert out['style_bank'] is None
 
 
 def test_load_gan_without_stage_is_a_clear_error(tmp_path):
