@@ -20,6 +20,7 @@ from fastcore.basics import patch
 from fastprogress.fastprogress import progress_bar
 
 from .core import RunDir, RunDirError, CheckpointError, autocast, default_device, lab_to_rgb, rgb_to_lab, save_json, atomic_write, load_checkpoint
+from .gan import bank_rows
 from .layers import StyleEncoder, ContentEncoder, Generator
 from .data.loaders import ImageCache, CacheError
 
@@ -254,7 +255,7 @@ def sample(self:StyleSpace, n:int, # number of codes
     g = torch.Generator().manual_seed(seed)
     z = SimpleNamespace(**{k:torch.randn(n, d, generator=g) for k,d in
                            (('style',self.d_style),('content',self.d_content),('noise',self.d_noise))})
-    if self.style_bank is not None: z.style = self.style_bank[torch.randint(len(self.style_bank), (n,), generator=g)]
+    if self.style_bank is not None: z.style = bank_rows(self.style_bank, n, g, self.d_style)
     return z
 
 def to_pil(images:torch.Tensor, # (B, 3, H, W) or (3, H, W) RGB in [0, 1]

@@ -29,16 +29,26 @@ from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 
 # %% auto #0
-__all__ = ['PATCHES', 'SCALES', 'GANError', 'sample_codes', 'split_code', 'join_code', 'sample_offsets', 'cut_patches',
-           'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition', 'ContentCondition',
-           'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondGAN', 'CondGANLoss', 'gan_opt_func',
-           'GANTrainer', 'GANLossMetric', 'gan_metrics', 'gan_learner', 'frechet_distance', 'feature_spread',
-           'RealFeatures', 'evaluate_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'GANCheckpoint', 'gan_conditions',
-           'train_gan', 'load_gan', 'style_content_grid']
+__all__ = ['PATCHES', 'SCALES', 'GANError', 'bank_rows', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
+           'cut_patches', 'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition',
+           'ContentCondition', 'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondGAN',
+           'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric', 'gan_metrics', 'gan_learner',
+           'frechet_distance', 'feature_spread', 'RealFeatures', 'evaluate_gan', 'to_rgb_grid', 'GANSamples',
+           'GANMonitor', 'GANCheckpoint', 'gan_conditions', 'train_gan', 'load_gan', 'style_content_grid']
 
 # %% ../nbs/07_gan.ipynb #29165bea
 class GANError(ValueError):
     "GAN inputs or a GAN stage that cannot be used."
+
+def bank_rows(bank:torch.Tensor, # (m, d_style) normalised style codes
+              n:int, # rows to draw
+              generator:torch.Generator=None, # a seeded generator for a reproducible draw
+              d_style:int=None # if given, the width the bank must have
+             ) -> torch.Tensor:
+    "`n` rows of a style bank drawn uniformly with replacement, on the CPU: how a `data` prior draws u."
+    if bank.ndim!=2 or not len(bank) or (d_style is not None and bank.shape[1]!=d_style):
+        raise GANError(f"a style bank must be (m>0, {d_style or 'd_style'}), got {tuple(bank.shape)}")
+    return bank.to('cpu', torch.float32)[torch.randint(len(bank), (n,), generator=generator)]
 
 def sample_codes(n:int, # number of codes
                  preset:Preset, # gives code_dim
@@ -48,10 +58,7 @@ def sample_codes(n:int, # number of codes
                 ) -> torch.Tensor:
     "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with `style_bank`, each u is a random row of it."
     z = torch.randn(n, preset.code_dim, generator=generator)
-    if style_bank is not None:
-        if style_bank.ndim!=2 or style_bank.shape[1]!=preset.d_style or not len(style_bank):
-            raise GANError(f"a style bank must be (m>0, {preset.d_style}), got {tuple(style_bank.shape)}")
-        z[:, :preset.d_style] = style_bank.to('cpu', torch.float32)[torch.randint(len(style_bank), (n,), generator=generator)]
+    if style_bank is not None: z[:, :preset.d_style] = bank_rows(style_bank, n, generator, preset.d_style)
     return z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
@@ -526,9 +533,10 @@ class GANMonitor(Callback):
 class GANCheckpoint(Callback):
     "After every epoch (and every N steps, through `StepResume`), save G, D, both optimisers, the history and the random state to `path`, atomically."
     order = 62
-    def __init__(self, fname # the .safetensors file
+    def __init__(self, fname, # the .safetensors file
+                 seed:int=None # the training seed, recorded so that a resume cannot mix two seeds
                 ):
-        self.fname = Path(fname)
+        self.fname,self.seed = Path(fname),seed
     def after_epoch(self): self._save(loop_snapshot(self.learn))
     def save_step(self, tensors, loop):
         "Mid-epoch, for `StepResume`: the same checkpoint, with the history of the epochs done."
@@ -539,7 +547,7 @@ class GANCheckpoint(Callback):
         tensors = {**{f'G.{k}':v for k,v in m.generator.state_dict().items()},
                    **{f'D.{k}':v for k,v in m.critic.state_dict().items()},
                    'rng.torch':torch.get_rng_state(), **loop[0]}
-        meta = dict(history=hist, epoch=hist[-1]['epoch'] if hist else 0, loop=loop[1])
+        meta = dict(history=hist, epoch=hist[-1]['epoch'] if hist else 0, loop=loop[1], **({} if self.seed is None else dict(seed=self.seed)))
         for name,opt in (('opt_g',t.opt_g),('opt_d',t.opt_d)):
             ot,om = opt_state(opt, name); tensors.update(ot); meta.update(om)
         save_checkpoint(self.fname, tensors, meta)
@@ -595,6 +603,11 @@ def gan_conditions(run:RunDir, # the run
 def _fixed_codes(gan, n=16, seed=0):
     return gan.sample(n, torch.Generator().manual_seed(seed)).cpu()
 
+def _check_seed(f, run, seed):
+    "Refuse to load or resume a GAN file that another training seed wrote."
+    if f.is_file() and (s := load_checkpoint(f)[1].get('seed', run.seed))!=seed:
+        raise GANError(f"{f} was trained with seed {s}, not {seed}: give each seed its own run folder")
+
 def train_gan(run:RunDir, # the run (its preset sizes everything)
               epochs:int=None, # epochs in all; default `preset.gan_epochs`
               bs:int=None, # batch size; default `preset.gan_bs`
@@ -604,17 +617,20 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
               evaluate:bool=True, # measure and write `metrics.json` at the end
               ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
               skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or inf instead of stopping
-              collapse_epochs:int=3 # warn when the D loss stays near zero for this many epochs in a row
+              collapse_epochs:int=3, # warn when the D loss stays near zero for this many epochs in a row
+              seed:int=None # seed of G's and D's initialisation and of training's draws; default the run's seed
              ) -> dict:
     "Train (or resume, or load) the conditional GAN of `run`; return `load_gan(run)`."
     p = run.preset
     epochs,bs = epochs or p.gan_epochs,bs or p.gan_bs
     folder,device = run.stage('gan'),torch.device(device or default_device())
     wfile,ckpt = folder/'weights.safetensors',folder/'checkpoint.safetensors'
+    seed = run.seed if seed is None else int(seed)  # the data, the encoders and the measurements keep the run's seed
+    _check_seed(wfile, run, seed); _check_seed(ckpt, run, seed)
     if wfile.is_file() and load_checkpoint(wfile)[1].get('epoch', 0)>=epochs and (folder/'metrics.json').is_file():
         return load_gan(run, device)
     start = time.time()
-    seed_everything(run.seed)
+    seed_everything(seed)
     cache = prepare_data(run)
     style,content,centres = gan_conditions(run, cache, device)
     gan = CondGAN(Generator(p), MultiScaleDiscriminator(p), style, content, p).to(device)
@@ -626,7 +642,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
                         cbs=[GANSamples(folder/'samples', _fixed_codes(gan)),
                              GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]],
                                         patience=collapse_epochs),
-                             GANCheckpoint(ckpt)])
+                             GANCheckpoint(ckpt, seed)])
     if ckpt.is_file():
         t,meta = load_checkpoint(ckpt)
         gan.generator.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('G.')})
@@ -647,12 +663,12 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     bank = {} if gan.style_bank is None else {'prior.style':gan.style_bank}
     save_checkpoint(wfile, {**{f'G.{k}':v for k,v in gan.generator.state_dict().items()},
                             **{f'D.{k}':v for k,v in gan.critic.state_dict().items()}, **bank},
-                    dict(meta, style_prior=p.gan_style_prior))
+                    dict(meta, style_prior=p.gan_style_prior, seed=seed))
     if evaluate:
         m = evaluate_gan(gan, real, centres, seed=run.seed)
         prev = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').is_file() else {}
         warn = [h['epoch'] for h in history if h.get('d_loss', 1.)<0.05]
-        save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr,
+        save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr, seed=seed,
                   train_seconds=round(time.time()-start, 1) + prev.get('train_seconds', 0) if done else round(time.time()-start, 1),
                   d_loss_near_zero_epochs=warn, warnings=[h['warning'] for h in history if 'warning' in h], history=history))
     barrier()  # in a data-parallel job the main process has written the weights and metrics

@@ -7,6 +7,7 @@
 #      a. Learner vs plain loop per stage (benchmarks/loop_overhead.py); style and GAN again without DivergenceGuard
 #         (GUARD=0); the style stage against a plain loop that reads its loss back every step (PLAIN_SYNC=1); the
 #         style stage's two loops under torch.profiler (operator tables in $OUT/profile);
+#      a'. each stage's loader against its training step (benchmarks/loader_speed.py), after the pinned copy;
 #      b. the style Learner end to end on 3,200 synthetic 256 px images (benchmarks/gpu_learner.py);
 #      c. the style stage's MFU in a plain loop at batch 32, 128 and 256, channels_last, eager and compiled
 #         (benchmarks/gpu_bench.py);
@@ -59,6 +60,9 @@ PLAIN_SYNC=1 timeout 60 python3 benchmarks/loop_overhead.py --device cuda --pres
   --repeats 3 --stages style --json "$OUT/gpu_loop_overhead_style_sync.json" 2>&1 | clean | tail -4 | tee -a "$LOG"
 timeout 90 python3 benchmarks/loop_overhead.py --device cuda --preset paper --n 2048 --steps 20 --warmup 5 --repeats 1 \
   --stages style --profile "$OUT/profile" 2>&1 | clean | grep -a ' bs ' | tee -a "$LOG"
+echo "== 2a'. each stage's loader against its training step, paper preset, CUDA (target: loader >= 5x)" | tee -a "$LOG"
+timeout 60 python3 benchmarks/loader_speed.py --device cuda --presets paper --steps 20 --repeats 3 \
+  --json "$OUT/gpu_loader_speed.json" 2>&1 | clean | grep -a ' px ' | tee -a "$LOG"
 echo "== 2b. style Learner end to end, paper preset, 3,200 images" | tee -a "$LOG"
 timeout 100 python3 benchmarks/gpu_learner.py --preset paper --artists 32 --per-artist 100 --epochs 3 \
   --json "$OUT/gpu_style_learner.json" 2>&1 | clean | tail -3 | tee -a "$LOG"
