@@ -255,7 +255,7 @@ def sample(self:StyleSpace, n:int, # number of codes
     g = torch.Generator().manual_seed(seed)
     z = SimpleNamespace(**{k:torch.randn(n, d, generator=g) for k,d in
                            (('style',self.d_style),('content',self.d_content),('noise',self.d_noise))})
-    if self.style_bank is not None: z.style = bank_rows(self.style_bank, n, g, self.d_style)
+    if self.style_bank is not None: z.style = bank_rows(self.style_bank, n, self.d_style, g)
     return z
 
 def to_pil(images:torch.Tensor, # (B, 3, H, W) or (3, H, W) RGB in [0, 1]

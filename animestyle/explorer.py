@@ -115,7 +115,7 @@ def pick_artist(self:Explorer, name:str # an artist of the run, or '(random styl
     "Start from `name`'s learned style, or a random style drawn the way G was trained."
     if name=='(random style)':
         bank = self.ss.style_bank  # G trained on training images' style codes (`gan_style_prior = data`)
-        u = torch.randn(self.ss.d_style, generator=self._rng) if bank is None else bank_rows(bank, 1, self._rng)[0]
+        u = torch.randn(self.ss.d_style, generator=self._rng) if bank is None else bank_rows(bank, 1, self.ss.d_style, self._rng)[0]
         return self.set_code(style=u)
     return self.set_code(style=self.ss.artist_style(name))
 

@@ -42,12 +42,12 @@ class GANError(ValueError):
 
 def bank_rows(bank:torch.Tensor, # (m, d_style) normalised style codes
               n:int, # rows to draw
-              generator:torch.Generator=None, # a seeded generator for a reproducible draw
-              d_style:int=None # if given, the width the bank must have
+              d_style:int, # the width the bank must have
+              generator:torch.Generator=None # a seeded generator for a reproducible draw
              ) -> torch.Tensor:
     "`n` rows of a style bank drawn uniformly with replacement, on the CPU: how a `data` prior draws u."
-    if bank.ndim!=2 or not len(bank) or (d_style is not None and bank.shape[1]!=d_style):
-        raise GANError(f"a style bank must be (m>0, {d_style or 'd_style'}), got {tuple(bank.shape)}")
+    if bank.ndim!=2 or not len(bank) or bank.shape[1]!=d_style:
+        raise GANError(f"a style bank must be (m>0, {d_style}), got {tuple(bank.shape)}")
     return bank.to('cpu', torch.float32)[torch.randint(len(bank), (n,), generator=generator)]
 
 def sample_codes(n:int, # number of codes
@@ -58,7 +58,7 @@ def sample_codes(n:int, # number of codes
                 ) -> torch.Tensor:
     "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with `style_bank`, each u is a random row of it."
     z = torch.randn(n, preset.code_dim, generator=generator)
-    if style_bank is not None: z[:, :preset.d_style] = bank_rows(style_bank, n, generator, preset.d_style)
+    if style_bank is not None: z[:, :preset.d_style] = bank_rows(style_bank, n, preset.d_style, generator)
     return z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
