@@ -58,6 +58,14 @@ class Preset:
     lambda_style:float   # weight of eq. 8 in the generator loss
     lambda_content:float # weight of eq. 9 in the generator loss
     gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
+    gan_content_prior:str # G's training content codes: 'normal' (§4) or 'data' (drawn with u, from the same training image)
+    gan_arch:str         # G: 'resnet' (Table 1) or 'cbn' (DCGAN with the code in every batch norm)
+    gan_disc:str         # D: 'consortium' (§5.2) or 'projection' (one D that also sees the codes)
+    gan_mbstd:bool       # D sees its batch's feature spread (minibatch standard deviation; projection D only)
+    gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
+    gan_r1:float         # R1 penalty weight gamma on real images (0: off)
+    gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
+    gan_beta1:float      # Adam's first beta when gan_opt is adam
     style_opt:str        # optimiser of the style encoder
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
@@ -73,6 +81,7 @@ class Preset:
     style_epochs:int     # upper bound on style encoder epochs
     content_epochs:int   # upper bound on VAE epochs
     gan_epochs:int       # upper bound on GAN epochs
+    judge_epochs:int     # epochs of the independent judge (06a_judge)
     synth_artists:int    # synthetic default: number of artists (style classes)
     synth_characters:int # synthetic default: number of characters (content)
     synth_per_artist:int # synthetic default: images drawn by each artist
@@ -84,6 +93,9 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1')
+_CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn'),
+                gan_disc=('consortium', 'projection'))
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__
 
@@ -99,14 +111,17 @@ def validate(self:Preset):
         if _tname(f)=='tuple':
             _check(len(v)>0 and all(x>0 for x in v), f"preset {n!r}: {f.name} must be positive integers, got {v}")
         elif _tname(f) in ('int','float'):
-            _check(v>0 if not f.name.startswith('lambda') else v>=0, f"preset {n!r}: {f.name} must be positive, got {v}")
+            if f.name in _MAY_BE_ZERO: _check(v>=0, f"preset {n!r}: {f.name} must be 0 or more, got {v}")
+            else: _check(v>0, f"preset {n!r}: {f.name} must be positive, got {v}")
     for stage in ('style','content'):
         t = getattr(self, f'{stage}_t')
         _check(0<t<1, f"preset {n!r}: {stage}_t must lie strictly between 0 and 1, got {t}")
     for stage in ('style','content','gan'):
         o = getattr(self, f'{stage}_opt')
         _check(o in _OPTIMISERS, f"preset {n!r}: {stage}_opt must be one of {_OPTIMISERS}, got {o!r}")
-    _check(self.gan_style_prior in ('normal', 'data'), f"preset {n!r}: gan_style_prior must be 'normal' or 'data', got {self.gan_style_prior!r}")
+    for k,ok in _CHOICES.items():
+        _check(getattr(self, k) in ok, f"preset {n!r}: {k} must be {' or '.join(repr(o) for o in ok)}, got {getattr(self, k)!r}")
+    for k in ('gan_ema', 'gan_beta1'): _check(getattr(self, k)<1, f"preset {n!r}: {k} must be below 1, got {getattr(self, k)}")
     for net in ('style','vae','gen','disc'):
         feats,blocks = getattr(self, f'{net}_features'),getattr(self, f'{net}_blocks')
         _check(len(blocks) in (len(feats), len(feats)-1),
@@ -355,7 +370,7 @@ def load_model(model:torch.nn.Module, path) -> dict:
 class RunDirError(ValueError):
     "A run directory that is missing, or was made for another preset."
 
-STAGES = ('data', 'style', 'content', 'gan', 'report')
+STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 
 class RunDir:
     "The folder that holds one run's configuration and every stage's artefacts."

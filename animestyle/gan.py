@@ -23,42 +23,55 @@ from fastprogress.fastprogress import progress_bar
 from .core import (Preset, RunDir, CheckpointError, get_preset, default_device, seed_everything,
                              lab_to_rgb, save_json, save_checkpoint, load_checkpoint,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
-from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder
+from .layers import Generator, Discriminator, StyleEncoder, ContentEncoder, LayerError
 from .core import accel_cbs, atomic_write, barrier, opt_func, opt_state, load_opt_state
 from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 
 # %% auto #0
-__all__ = ['PATCHES', 'SCALES', 'GANError', 'bank_rows', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
+__all__ = ['PATCHES', 'SCALES', 'R1_EVERY', 'GANError', 'bank_rows', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
            'cut_patches', 'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition',
-           'ContentCondition', 'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondGAN',
-           'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric', 'gan_metrics', 'gan_learner',
-           'frechet_distance', 'feature_spread', 'RealFeatures', 'evaluate_gan', 'to_rgb_grid', 'GANSamples',
-           'GANMonitor', 'GANCheckpoint', 'gan_conditions', 'train_gan', 'load_gan', 'style_content_grid']
+           'ContentCondition', 'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondBatchNorm',
+           'CondBNGenerator', 'MinibatchStd', 'ProjectionDiscriminator', 'diff_augment', 'r1_penalty',
+           'build_generator', 'build_critic', 'CondGAN', 'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric',
+           'gan_metrics', 'ema_update', 'gan_learner', 'frechet_distance', 'feature_spread', 'RealFeatures',
+           'evaluate_gan', 'judge_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'gan_tensors', 'load_gan_tensors',
+           'GANCheckpoint', 'gan_conditions', 'build_gan', 'train_gan', 'load_gan', 'style_content_grid']
 
 # %% ../nbs/07_gan.ipynb #29165bea
 class GANError(ValueError):
     "GAN inputs or a GAN stage that cannot be used."
 
-def bank_rows(bank:torch.Tensor, # (m, d_style) normalised style codes
+def bank_rows(bank:torch.Tensor, # (m, d) normalised style codes (or content codes)
               n:int, # rows to draw
               d_style:int, # the width the bank must have
               generator:torch.Generator=None # a seeded generator for a reproducible draw
              ) -> torch.Tensor:
     "`n` rows of a style bank drawn uniformly with replacement, on the CPU: how a `data` prior draws u."
-    if bank.ndim!=2 or not len(bank) or bank.shape[1]!=d_style:
-        raise GANError(f"a style bank must be (m>0, {d_style}), got {tuple(bank.shape)}")
-    return bank.to('cpu', torch.float32)[torch.randint(len(bank), (n,), generator=generator)]
+    return _check_bank(bank, d_style)[torch.randint(len(bank), (n,), generator=generator)]
+
+def _check_bank(bank, d, what='style'):
+    if bank.ndim!=2 or not len(bank) or bank.shape[1]!=d:
+        raise GANError(f"a {what} bank must be (m>0, {d}), got {tuple(bank.shape)}")
+    return bank.to('cpu', torch.float32)
 
 def sample_codes(n:int, # number of codes
                  preset:Preset, # gives code_dim
                  generator:torch.Generator=None, # a seeded generator for a reproducible draw
                  device=None, # where the codes live
-                 style_bank:torch.Tensor=None # (m, d_style) normalised style codes to draw u from; None: N(0, I)
+                 style_bank:torch.Tensor=None, # (m, d_style) normalised style codes to draw u from; None: N(0, I)
+                 content_bank:torch.Tensor=None # (m, d_content) content codes to draw v from; with `style_bank`, row i goes with its row i
                 ) -> torch.Tensor:
-    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with `style_bank`, each u is a random row of it."
+    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with banks, u and v are the codes of one random bank row."
     z = torch.randn(n, preset.code_dim, generator=generator)
-    if style_bank is not None: z[:, :preset.d_style] = bank_rows(style_bank, n, preset.d_style, generator)
+    ds,dc = preset.d_style,preset.d_content
+    if style_bank is None and content_bank is None: return z.to(device or 'cpu')
+    m = len(style_bank if style_bank is not None else content_bank)
+    i = torch.randint(m, (n,), generator=generator)
+    if style_bank is not None: z[:, :ds] = _check_bank(style_bank, ds)[i]
+    if content_bank is not None:
+        if len(content_bank)!=m: raise GANError(f"the content bank has {len(content_bank)} rows, the style bank {m}: they must be the codes of the same images")
+        z[:, ds:ds+dc] = _check_bank(content_bank, dc, 'content')[i]
     return z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
@@ -226,78 +239,247 @@ def style_statistics(S:nn.Module, # the style encoder
     codes = torch.cat([S(x).float().cpu() for x in real_batches(cache, np.flatnonzero(cache.manifest.split.values=='train'), device)])
     return codes.mean(0), codes.std(0).clamp_min(1e-6)
 
+# %% ../nbs/07_gan.ipynb #6534ee85
+class CondBatchNorm(nn.Module):
+    "Batch norm whose per-channel scale and shift are read from a condition vector (conditional batch norm)."
+    def __init__(self, nf:int, # channels of the map
+                 n_cond:int # length of the condition vector
+                ):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(nf, affine=False)
+        self.lin = nn.Linear(n_cond, 2*nf)
+        nn.init.zeros_(self.lin.weight); nn.init.zeros_(self.lin.bias)  # starts as a plain batch norm
+    def forward(self, h, c):
+        g,b = self.lin(c)[:, :, None, None].chunk(2, 1)
+        return self.bn(h)*(1+g) + b
+
+class CondBNGenerator(nn.Module):
+    "DCGAN's G with the code at every layer: a linear map to the smallest map, then transposed convolutions, each followed by `CondBatchNorm` on the code and ReLU."
+    def __init__(self, preset:Preset=None # gen_features (widths at sides S/2, S/4, ...), code_dim, image_size; default the active preset
+                ):
+        super().__init__()
+        p = preset or get_preset()
+        f = tuple(p.gen_features)
+        self.features,self.image_size,self.n_in = f,p.image_size,p.code_dim
+        self.in_size = p.image_size//2**len(f)
+        if self.in_size<1 or self.in_size*2**len(f)!=p.image_size: raise LayerError(f"image side {p.image_size} must be divisible by 2^{len(f)}")
+        self.input = nn.Linear(p.code_dim, f[-1]*self.in_size**2)
+        self.norms = nn.ModuleList([CondBatchNorm(n, p.code_dim) for n in reversed(f)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a,b in zip(f[::-1][:-1], f[::-1][1:])])
+        self.out = nn.ConvTranspose2d(f[0], 3, 4, 2, 1)
+
+    def forward(self, z):
+        if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
+        h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), z))
+        for up,norm in zip(self.ups, self.norms[1:]): h = F.relu(norm(up(h), z))
+        return torch.tanh(self.out(h))
+
+# %% ../nbs/07_gan.ipynb #bf282f36
+class MinibatchStd(nn.Module):
+    "Append one channel: the standard deviation of each feature over a group of images, averaged (ProGAN)."
+    def __init__(self, group:int=4): super().__init__(); self.group = group
+    def forward(self, x):
+        B,C,H,W = x.shape
+        g = math.gcd(self.group, B)
+        s = (x.view(g, -1, C, H, W).var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))
+        return torch.cat([x, s.repeat(g)[:, None, None, None].expand(B, 1, H, W)], 1)
+
+class ProjectionDiscriminator(nn.Module):
+    "DCGAN's D on the whole image, (minibatch std), and the projection of the condition (u, v) onto its features."
+    def __init__(self, preset:Preset=None, # disc_features (each layer halves the side), d_style, d_content, gan_mbstd
+                 conditional:bool=True # project the condition; False: an unconditional D
+                ):
+        super().__init__()
+        p = preset or get_preset()
+        f = tuple(p.disc_features)
+        self.image_size,self.n_cond = p.image_size,(p.d_style+p.d_content if conditional else 0)
+        side = p.image_size//2**len(f)
+        if side<1: raise LayerError(f"{len(f)} halvings do not fit a {p.image_size}-px image")
+        layers,ni = [],3
+        for i,nf in enumerate(f):
+            layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=i==0), *([nn.BatchNorm2d(nf)] if i else []), nn.LeakyReLU(0.2)]; ni = nf
+        self.body = nn.Sequential(*layers)
+        self.mbstd = MinibatchStd() if p.gan_mbstd else None
+        n_feat = (f[-1]+int(p.gan_mbstd))*side**2
+        self.out = nn.Linear(n_feat, 1)
+        self.embed = nn.Linear(self.n_cond, n_feat, bias=False) if self.n_cond else None
+
+    def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
+                cond:torch.Tensor=None # (B, d_style + d_content) the codes that go with them
+               ) -> list:
+        "The logits, as a one-network consortium: `[(B, 1)]`."
+        if x.ndim!=4 or x.shape[-1]!=self.image_size:
+            raise GANError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
+        h = self.body(x)
+        if self.mbstd is not None: h = self.mbstd(h)
+        h = h.flatten(1)
+        out = self.out(h)
+        if self.embed is not None:
+            if cond is None or cond.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
+            out = out + (self.embed(cond)*h).sum(1, keepdim=True)
+        return [out]
+
+# %% ../nbs/07_gan.ipynb #7ad654d1
+def diff_augment(x:torch.Tensor, # (B, C, H, W) images, real or generated
+                 translation:float=0.125, # largest shift, a fraction of the side (zero padding)
+                 cutout:float=0.5, # side of the erased square, a fraction of the image side
+                 generator:torch.Generator=None # for reproducible draws
+                ) -> torch.Tensor:
+    "DiffAugment's translation and cutout: the same random, differentiable change for real and generated images."
+    B,C,H,W = x.shape
+    dev = x.device
+    if translation:
+        p = max(1, int(H*translation))
+        xp = F.pad(x, (p, p, p, p))
+        oy,ox = torch.randint(0, 2*p+1, (2, B), generator=generator).to(dev)
+        rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
+        cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
+        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
+    if cutout:
+        s = max(1, int(H*cutout))
+        cy,cx = torch.randint(0, H-s+1, (2, B, 1, 1), generator=generator).to(dev)
+        gy,gx = torch.arange(H, device=dev)[None, :, None],torch.arange(W, device=dev)[None, None, :]
+        x = x*(~((gy>=cy) & (gy<cy+s) & (gx>=cx) & (gx<cx+s)))[:, None].to(x.dtype)
+    return x
+
+def r1_penalty(real_logits:list, # D's logits on `real`, per network
+               real:torch.Tensor # the real images, with requires_grad
+              ) -> torch.Tensor:
+    "R1: the batch mean of the squared norm of the gradient of D's mean logit (over its networks and patches) at the real images."
+    out = torch.stack([l.mean(1) for l in real_logits]).mean(0)
+    g, = torch.autograd.grad(out.sum(), real, create_graph=True)
+    return g.pow(2).flatten(1).sum(1).mean()
+
+# %% ../nbs/07_gan.ipynb #2ce25a58
+def build_generator(preset:Preset # gan_arch chooses
+                   ) -> nn.Module:
+    "G for `preset`: Table 1's `Generator` (`gan_arch = resnet`) or the `CondBNGenerator` (`cbn`)."
+    return CondBNGenerator(preset) if preset.gan_arch=='cbn' else Generator(preset)
+
+def build_critic(preset:Preset # gan_disc chooses
+                ) -> nn.Module:
+    "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator`."
+    return ProjectionDiscriminator(preset) if preset.gan_disc=='projection' else MultiScaleDiscriminator(preset)
+
 # %% ../nbs/07_gan.ipynb #cc36dfcf
 class CondGAN(nn.Module):
-    "G, the D consortium and the frozen S and Enc of eqs. 5-9, with fastai's `gen_mode` switch."
+    "G, D and the frozen S and Enc of eqs. 5-9, with fastai's `gen_mode` switch; the preset adds what `cpu` uses (EMA, R1, DiffAugment, a conditional D)."
     def __init__(self, generator:nn.Module, # G: code -> Lab image
-                 critic:MultiScaleDiscriminator, # the §5.2 consortium
+                 critic:nn.Module, # the §5.2 consortium, or a `ProjectionDiscriminator`
                  style:StyleCondition, # frozen, normalised S
                  content:ContentCondition, # frozen Enc
-                 preset:Preset, # gives d_style, d_content, code_dim
-                 style_bank:torch.Tensor=None # (m, d_style) normalised style codes u is drawn from (`gan_style_prior = data`); None: N(0, I)
+                 preset:Preset, # code sizes and the `gan_*` keys
+                 style_bank:torch.Tensor=None, # (m, d_style) normalised style codes u is drawn from (`gan_style_prior = data`); None: N(0, I)
+                 content_bank:torch.Tensor=None # (m, d_content) content codes of the same images, drawn with u (`gan_content_prior = data`)
                 ):
         super().__init__()
         self.generator,self.critic,self.style,self.content,self.preset = generator,critic,style,content,preset
-        self.style_bank = style_bank  # kept on the CPU, where the codes are drawn
-        self.gen_mode = False
+        self.style_bank,self.content_bank = style_bank,content_bank  # kept on the CPU, where the codes are drawn
+        self.generator_ema = _frozen_copy(generator) if preset.gan_ema>0 else None
+        self.register_buffer('ema_steps', torch.zeros((), dtype=torch.long))
+        self.gen_mode,self.r1_real = False,None
+
+    @property
+    def sampler(self) -> nn.Module:
+        "The G that every sample, figure and measurement uses: the moving average of G's weights when `gan_ema > 0`, else G."
+        return self.generator_ema if self.generator_ema is not None else self.generator
+
+    @property
+    def conditional(self) -> bool:
+        "Whether D sees the codes of its images (a projection discriminator)."
+        return getattr(self.critic, 'n_cond', 0)>0
 
     def sample(self, n:int, # number of codes
                generator:torch.Generator=None # a seeded generator for a reproducible draw
               ) -> torch.Tensor:
         "`n` codes from the prior G trains with, on the module's device."
-        return sample_codes(n, self.preset, generator, next(self.generator.parameters()).device, self.style_bank)
+        return sample_codes(n, self.preset, generator, next(self.generator.parameters()).device, self.style_bank, self.content_bank)
 
     @property
     def style_bank(self): return self._style_bank
     @style_bank.setter
     def style_bank(self, b): self._style_bank = None if b is None else torch.as_tensor(b, dtype=torch.float32).detach().cpu()
+    @property
+    def content_bank(self): return self._content_bank
+    @content_bank.setter
+    def content_bank(self, b): self._content_bank = None if b is None else torch.as_tensor(b, dtype=torch.float32).detach().cpu()
 
     def switch(self, gen_mode:bool=None # None: toggle
               ):
         "Put the module in generator mode if `gen_mode`, in critic mode otherwise."
         self.gen_mode = (not self.gen_mode) if gen_mode is None else gen_mode
 
+    def condition(self, real:torch.Tensor) -> torch.Tensor:
+        "The codes `(u, v)` of real images, read by the frozen S and Enc: what a conditional D sees beside them."
+        with torch.no_grad(): return torch.cat([self.style(real), self.content(real)], 1)
+
+    def critic_logits(self, x:torch.Tensor, # Lab images
+                      z:torch.Tensor=None, # their codes: generated images' own, real images' read by S and Enc
+                      offsets:list=None # the consortium's patch corners
+                     ) -> list:
+        "D's logits per network, after DiffAugment when `gan_augment`; a conditional D also gets `(u, v)`."
+        if self.preset.gan_augment: x = diff_augment(x)
+        if self.conditional: return self.critic(x, z[:, :self.critic.n_cond])
+        return self.critic(x, offsets)
+
     def forward(self, *xb):
         if self.gen_mode: return self.generator(xb[-1])
         real,z = xb
         with torch.no_grad(): fake = self.generator(z)
-        return self.critic.critic_pair(real, fake)
+        if self.training and self.preset.gan_r1>0 and torch.rand(()) < 1/R1_EVERY:  # lazy R1: on a random quarter of D steps
+            real = self.r1_real = real.detach().requires_grad_(True)
+        else: self.r1_real = None
+        if not self.conditional and not self.preset.gan_augment: return self.critic.critic_pair(real, fake)
+        offs = None if self.conditional else sample_offsets(len(real), self.critic.image_size)
+        return (self.critic_logits(real, self.condition(real) if self.conditional else None, offs),
+                self.critic_logits(fake, z, offs))
 
     @torch.no_grad()
     def generate(self, u, v, w=None) -> torch.Tensor:
-        "Lab images `G(u, v, w)` (w drawn from N(0, I) when None)."
+        "Lab images `sampler(u, v, w)` (w drawn from N(0, I) when None)."
         if w is None: w = torch.randn(max(len(u), len(v)), self.preset.d_noise, device=u.device)
-        return self.generator(join_code(u, v, w))
+        return self.sampler(join_code(u, v, w))
+
+R1_EVERY = 4  # R1 is computed on one D step in four on average, and weighted by four
+
+def _frozen_copy(net):
+    "A copy of `net` that no optimiser sees: the start of G's moving average."
+    import copy
+    ema = copy.deepcopy(net).eval()
+    for q in ema.parameters(): q.requires_grad_(False)
+    return ema
 
 class CondGANLoss(nn.Module):
-    "Eq. 5 in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9) in generator mode."
+    "Eq. 5 (+ R1) in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9) in generator mode."
     def __init__(self, gan:CondGAN, # the module (its mode, critic, frozen encoders)
                  lambda_style:float, # weight of eq. 8
                  lambda_content:float # weight of eq. 9
                 ):
         super().__init__()
         store_attr('gan,lambda_style,lambda_content')
-        self.d_loss = self.g_gan = self.g_style = self.g_content = self.g_loss = None
+        self.d_loss = self.r1 = self.g_gan = self.g_style = self.g_content = self.g_loss = None
         self.phase = 'critic'
 
     def forward(self, pred, z):
         if not self.gan.gen_mode:
             self.phase = 'critic'
             self.d_loss = d_loss(*pred)
-            return self.d_loss
+            if self.gan.r1_real is None: return self.d_loss
+            self.r1 = r1_penalty(pred[0], self.gan.r1_real)
+            return self.d_loss + self.gan.preset.gan_r1/2*R1_EVERY*self.r1
         self.phase = 'gen'
         u,v,_ = split_code(z, self.gan.preset)
-        self.g_gan = g_adv_loss(self.gan.critic(pred))
+        self.g_gan = g_adv_loss(self.gan.critic_logits(pred, z))
         self.g_style = style_loss(self.gan.style(pred), u)
         self.g_content = content_loss(self.gan.content(pred), v)
         self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content
         return self.g_loss
 
 # %% ../nbs/07_gan.ipynb #f92c975a
-def gan_opt_func(preset:Preset # gives gan_opt (Table 2: RMSprop)
+def gan_opt_func(preset:Preset # gives gan_opt (Table 2: RMSprop) and gan_beta1 (Adam's first beta)
                 ):
-    "fastai `opt_func` wrapping the PyTorch optimiser named by `preset.gan_opt`."
-    return opt_func(preset.gan_opt)
+    "fastai `opt_func` wrapping the PyTorch optimiser named by `preset.gan_opt` (Adam with β = (`gan_beta1`, 0.99))."
+    return opt_func(preset.gan_opt, **(dict(betas=(preset.gan_beta1, 0.99)) if preset.gan_opt=='adam' else {}))
 
 def _set_trainable(m, on):
     for q in m.parameters(): q.requires_grad_(on)
@@ -331,6 +513,14 @@ class GANTrainer(Callback):
         self.learn.xb = (z,) if self.gen_mode else (real, z)
         self.learn.yb = (z,)
 
+    def after_step(self):
+        "After a G step, move G's moving average (when `gan_ema > 0`) towards G, with the decay ramped up over the first steps."
+        m = self.learn.model
+        if not self.gen_mode or m.generator_ema is None: return
+        n = int(m.ema_steps)
+        ema_update(m.generator_ema, m.generator, min(m.preset.gan_ema, (1+n)/(10+n)))
+        m.ema_steps.add_(1)
+
     def before_validate(self): raise CancelValidException()
 
 class GANLossMetric(Metric):
@@ -353,6 +543,16 @@ def gan_metrics() -> list:
     "The progress table's columns: D loss (eq. 5), G's adversarial (eq. 7), style (eq. 8) and content (eq. 9) terms."
     return [GANLossMetric('d_loss','critic'), GANLossMetric('g_gan','gen'),
             GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')]
+
+# %% ../nbs/07_gan.ipynb #acc274db
+@torch.no_grad()
+def ema_update(ema:nn.Module, # the moving average (no optimiser sees it)
+               net:nn.Module, # the network it follows
+               decay:float # weight kept by the old average
+              ):
+    "Move `ema`'s weights a fraction 1 - `decay` of the way to `net`'s; copy the buffers."
+    for pe,q in zip(ema.parameters(), net.parameters()): pe.lerp_(q.detach(), 1-decay)
+    for be,b in zip(ema.buffers(), net.buffers()): be.copy_(b)
 
 # %% ../nbs/07_gan.ipynb #bbb497bc
 def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
@@ -400,11 +600,12 @@ def _batched(fn, x, bs=256):
     return torch.cat([fn(x[i:i+bs]) for i in range(0, len(x), bs)]) if len(x) else x
 
 class RealFeatures:
-    "What the measurements need from the run's real images, computed once: S's codes and features, Enc's codes."
+    "What the measurements need from the run's real images, computed once: S's codes and features, Enc's codes, the judge's features."
     def __init__(self, gan:CondGAN, # the trained module (its frozen S and Enc)
                  cache:ImageCache, # the run's images
                  max_images:int=4000, # at most this many images (a seeded random subset)
-                 seed:int=0 # seed of the subset
+                 seed:int=0, # seed of the subset
+                 judge:nn.Module=None # the run's judge: its features of the same images, for `judge_gan`
                 ):
         dev = next(gan.generator.parameters()).device
         n = len(cache); rng = np.random.default_rng(seed)
@@ -421,6 +622,28 @@ class RealFeatures:
         self.style_raw,self.features,self.content = torch.cat(raw),torch.cat(feats).numpy(),torch.cat(content)
         self.style = (self.style_raw - S.mean.cpu())/S.std.cpu()
         self.n_artists = int(cache.manifest.artist_id.max())+1
+        self.n_characters = int(cache.manifest.character.max())+1 if self.character is not None else 0
+        self.judge_features = None
+        if judge is not None:
+            from animestyle.judge import judge_features
+            self.judge_features = np.concatenate([judge_features(judge, torch.from_numpy(np.asarray(cache.images[self.idx[i:i+512]])))
+                                                  for i in range(0, len(self.idx), 512)])
+
+    def artist_styles(self) -> torch.Tensor:
+        "Each artist's mean normalised style code over its training images, `(n_artists, d_style)`."
+        sel = self.train if self.train.any() else np.ones_like(self.train)
+        return torch.stack([self.style[sel & (self.artist==a)].mean(0) for a in range(self.n_artists)])
+
+    def character_contents(self) -> torch.Tensor:
+        "Each character's mean content code, `(n_characters, d_content)`; empty on a collection without characters."
+        if self.character is None: return torch.zeros(0, self.content.shape[1])
+        return torch.stack([self.content[self.character==c].mean(0) for c in range(self.n_characters)])
+
+    def banks(self, preset:Preset) -> tuple:
+        "The style and content banks of the `data` priors: the codes of the training images (None where the prior is N(0, I))."
+        sel = self.train if self.train.any() else np.ones_like(self.train)
+        return (self.style[sel] if preset.gan_style_prior=='data' else None,
+                self.content[sel] if preset.gan_content_prior=='data' else None)
 
 # %% ../nbs/07_gan.ipynb #88ad9615
 def _nearest(codes, centres): return torch.cdist(codes, centres).argmin(1)
@@ -433,13 +656,13 @@ def evaluate_gan(gan:CondGAN, # the trained module
                  n_fd:int=None, # images on each side of the Fréchet distances; default half the real set
                  seed:int=0 # seed of the codes
                 ) -> dict:
-    "Style fidelity, content fidelity, Fréchet distance with its real-vs-real floor, and the collapse check."
+    "Read by S and Enc, the networks G was trained against: style fidelity, content fidelity, Fréchet distance in S's features with its floor, the collapse check."
     g = torch.Generator().manual_seed(seed)
     p,dev = gan.preset,next(gan.generator.parameters()).device
     gan.eval()
     S,E = gan.style,gan.content
     rnd = lambda n,d: torch.randn(n, d, generator=g)
-    gen = lambda z: _batched(gan.generator, z.to(dev))
+    gen = lambda z: _batched(gan.sampler, z.to(dev))
     out = {}
     # style fidelity: u = each artist's mean normalised code (training split), random v, w
     A,tr = real.n_artists,real.train
@@ -479,6 +702,58 @@ def evaluate_gan(gan:CondGAN, # the trained module
                spread_ratio=feature_spread(fg)/feature_spread(real.features))
     return out
 
+# %% ../nbs/07_gan.ipynb #019afed1
+@torch.no_grad()
+def judge_gan(gan:CondGAN, # the trained module (`gan.sampler` draws)
+              judge:nn.Module, # the run's judge (`judge.load_judge`)
+              real:RealFeatures, # the run's real images, read once (with `judge` given)
+              per_class:int=16, # images per artist and per character
+              n_cols:int=8, # images per Figure 2 row (artists) and column (characters)
+              seed:int=0 # seed of the codes
+             ) -> dict:
+    "The GAN read by the independent judge: style fidelity, content recovery, row and column consistency, Fréchet distance."
+    from animestyle.judge import judge_read
+    if real.judge_features is None: raise GANError("RealFeatures was computed without the judge: pass judge= to it")
+    g = torch.Generator().manual_seed(seed)
+    p,dev = gan.preset,next(gan.generator.parameters()).device
+    gen = lambda z: _batched(gan.sampler, z.to(dev))
+    read = lambda z, col: judge_read(judge, gen(z))[col].to_numpy()
+    rnd = lambda n,d: torch.randn(n, d, generator=g)
+    prior = lambda n: split_code(gan.sample(n, g).cpu(), p)
+    A,C = real.n_artists,real.n_characters
+    u_a,v_c = real.artist_styles(),real.character_contents()
+    jm = getattr(judge, 'metrics', {}) or {}
+    out = dict(judge_real_artist=jm.get('judge_real_artist'), judge_real_character=jm.get('judge_real_character'),
+               judge_chance_artist=1/A, judge_chance_character=1/C if C else None)
+    t = torch.arange(A).repeat_interleave(per_class)
+    _,v,w = prior(len(t))
+    hit = read(join_code(u_a[t], v, w), 'artist_id')==t.numpy()
+    out['judge_style_fidelity'] = float(hit.mean())
+    out['judge_style_fidelity_by_artist'] = [round(float(h), 4) for h in hit.reshape(A, per_class).mean(1)]
+    out['judge_content_recovery'] = out['row_consistency'] = None
+    if C:
+        t = torch.arange(C).repeat_interleave(per_class)
+        u,_,w = prior(len(t))
+        out['judge_content_recovery'] = float((read(join_code(u, v_c[t], w), 'character')==t.numpy()).mean())
+        k,rows = min(n_cols, A),[]
+        for c in range(C):
+            z = join_code(u_a[torch.randperm(A, generator=g)[:k]], v_c[c:c+1], rnd(1, p.d_noise))
+            rows.append(len(set(read(z, 'character')))==1)
+        out['row_consistency'] = float(np.mean(rows))
+    k,cols = min(n_cols, C or n_cols),[]
+    for a in range(A):
+        v = v_c[torch.randperm(C, generator=g)[:k]] if C else prior(k)[1]
+        cols.append(len(set(read(join_code(u_a[a:a+1], v, rnd(1, p.d_noise)), 'artist_id')))==1)
+    out['column_consistency'] = float(np.mean(cols))
+    n = min(len(real.judge_features)//2, 2048)
+    perm = np.random.default_rng(seed).permutation(len(real.judge_features))
+    fa,fb = real.judge_features[perm[:n]],real.judge_features[perm[n:2*n]]
+    from animestyle.judge import judge_features
+    fg = judge_features(judge, gen(gan.sample(n, g)))
+    out.update(judge_fd=frechet_distance(fa, fg), judge_fd_floor=frechet_distance(fa, fb), judge_n_fd=int(n))
+    out['judge_fd_ratio'] = out['judge_fd']/out['judge_fd_floor']
+    return out
+
 # %% ../nbs/07_gan.ipynb #fd8ff87d
 def to_rgb_grid(x:torch.Tensor, # (n, 3, S, S) Lab images
                 ncols:int # images per row
@@ -491,7 +766,7 @@ def to_rgb_grid(x:torch.Tensor, # (n, 3, S, S) Lab images
     return (out.permute(1, 2, 0).numpy()*255).round().astype(np.uint8)
 
 class GANSamples(Callback):
-    "After every epoch, save the images of a fixed grid of codes to `folder/epoch_NNN.png`."
+    "After every epoch, save the images of a fixed grid of codes (drawn by `CondGAN.sampler`) to `folder/epoch_NNN.png`."
     order = 60
     def __init__(self, folder, # where the PNGs go
                  codes:torch.Tensor, # (n, code_dim) the fixed codes
@@ -501,7 +776,7 @@ class GANSamples(Callback):
     def after_epoch(self):
         from PIL import Image
         m = self.learn.model
-        with torch.no_grad(): x = m.generator(self.codes.to(next(m.parameters()).device))
+        with torch.no_grad(): x = m.sampler(self.codes.to(next(m.parameters()).device))
         self.folder.mkdir(parents=True, exist_ok=True)
         self.last = self.folder/f'epoch_{self.epoch0+self.epoch+1:03d}.png'
         with atomic_write(self.last) as tmp: Image.fromarray(to_rgb_grid(x, self.ncols)).save(tmp, format='png')
@@ -519,10 +794,10 @@ class GANMonitor(Callback):
         m = self.learn.model
         g = torch.Generator().manual_seed(1234)
         z = m.sample(len(self.real_features), g)
-        with torch.no_grad(): fg = _batched(lambda c: m.style.features(m.generator(c)), z).cpu().numpy()
+        with torch.no_grad(): fg = _batched(lambda c: m.style.features(m.sampler(c)), z).cpu().numpy()
         rec = dict(zip(self.learn.recorder.metric_names[1:-1], map(float, self.learn.recorder.log[1:])))
         rec.update(epoch=self.epoch0+self.epoch+1, fd=frechet_distance(self.real_features, fg),
-                   spread_ratio=feature_spread(fg)/feature_spread(self.real_features))
+                   spread_ratio=feature_spread(fg)/feature_spread(self.real_features), minutes=round((time.time()-self.learn.gan_start)/60, 2))
         self.history.append(rec)
         last = [h.get('d_loss', 1.) for h in self.history[-self.patience:]]
         if len(last)==self.patience and max(last)<self.d_floor:
@@ -530,8 +805,27 @@ class GANMonitor(Callback):
             rec['warning'] = f"epoch {rec['epoch']}: {msg}"  # kept in the history and in metrics.json
             warnings.warn(msg)
 
+def gan_tensors(gan:CondGAN # the module
+               ) -> dict:
+    "G, D and (when kept) G's moving average and its step count, as checkpoint tensors `G.*`, `D.*`, `G_ema.*`, `ema.steps`."
+    out = {**{f'G.{k}':v for k,v in gan.generator.state_dict().items()}, **{f'D.{k}':v for k,v in gan.critic.state_dict().items()}}
+    if gan.generator_ema is not None:
+        out.update({f'G_ema.{k}':v for k,v in gan.generator_ema.state_dict().items()}, **{'ema.steps':gan.ema_steps})
+    return out
+
+def _part(t, prefix): return {k[len(prefix):]:v for k,v in t.items() if k.startswith(prefix)}
+
+def load_gan_tensors(gan:CondGAN, # the module to fill
+                     t:dict # tensors from `gan_tensors`
+                    ):
+    "Fill G, D and G's moving average from checkpoint tensors."
+    gan.generator.load_state_dict(_part(t, 'G.')); gan.critic.load_state_dict(_part(t, 'D.'))
+    if gan.generator_ema is not None:
+        if 'ema.steps' not in t: raise CheckpointError("the checkpoint holds no moving average of G: the preset asks for one (gan_ema > 0)")
+        gan.generator_ema.load_state_dict(_part(t, 'G_ema.')); gan.ema_steps.copy_(t['ema.steps'])
+
 class GANCheckpoint(Callback):
-    "After every epoch (and every N steps, through `StepResume`), save G, D, both optimisers, the history and the random state to `path`, atomically."
+    "After every epoch (and every N steps, through `StepResume`), save G, D, G's average, both optimisers, the history and the random state to `path`, atomically."
     order = 62
     def __init__(self, fname, # the .safetensors file
                  seed:int=None # the training seed, recorded so that a resume cannot mix two seeds
@@ -544,9 +838,7 @@ class GANCheckpoint(Callback):
     def _save(self, loop):
         m,t = self.learn.model,self.learn.gan_trainer
         hist = self.learn.gan_monitor.history
-        tensors = {**{f'G.{k}':v for k,v in m.generator.state_dict().items()},
-                   **{f'D.{k}':v for k,v in m.critic.state_dict().items()},
-                   'rng.torch':torch.get_rng_state(), **loop[0]}
+        tensors = {**gan_tensors(m), 'rng.torch':torch.get_rng_state(), **loop[0]}
         meta = dict(history=hist, epoch=hist[-1]['epoch'] if hist else 0, loop=loop[1], **({} if self.seed is None else dict(seed=self.seed)))
         for name,opt in (('opt_g',t.opt_g),('opt_d',t.opt_d)):
             ot,om = opt_state(opt, name); tensors.update(ot); meta.update(om)
@@ -608,13 +900,27 @@ def _check_seed(f, run, seed):
     if f.is_file() and (s := load_checkpoint(f)[1].get('seed', run.seed))!=seed:
         raise GANError(f"{f} was trained with seed {s}, not {seed}: give each seed its own run folder")
 
+def build_gan(run:RunDir, # the run: preset, style and content stages
+              cache:ImageCache=None, # its images; default `prepare_data(run)`
+              device=None, # default `core.default_device()`
+              judge:nn.Module=None # the run's judge, for `RealFeatures`' judge features
+             ) -> tuple:
+    "A fresh `CondGAN` for `run` with the banks of its priors, its artist centres, and the `RealFeatures` of its images."
+    p,device = run.preset,torch.device(device or default_device())
+    cache = cache or prepare_data(run)
+    style,content,centres = gan_conditions(run, cache, device)
+    gan = CondGAN(build_generator(p), build_critic(p), style, content, p).to(device)
+    real = RealFeatures(gan, cache, seed=run.seed, judge=judge)
+    gan.style_bank,gan.content_bank = real.banks(p)
+    return gan,centres,real
+
 def train_gan(run:RunDir, # the run (its preset sizes everything)
               epochs:int=None, # epochs in all; default `preset.gan_epochs`
               bs:int=None, # batch size; default `preset.gan_bs`
               lr:float=None, # learning rate; default `preset.gan_lr`
               n_crit:int=1, # D steps per G step
               device=None, # default `core.default_device()`
-              evaluate:bool=True, # measure and write `metrics.json` at the end
+              evaluate:bool=True, # measure (with S, Enc and the judge) and write `metrics.json` at the end
               ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
               skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or inf instead of stopping
               collapse_epochs:int=3, # warn when the D loss stays near zero for this many epochs in a row
@@ -630,14 +936,15 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     if wfile.is_file() and load_checkpoint(wfile)[1].get('epoch', 0)>=epochs and (folder/'metrics.json').is_file():
         return load_gan(run, device)
     start = time.time()
-    seed_everything(seed)
     cache = prepare_data(run)
-    style,content,centres = gan_conditions(run, cache, device)
-    gan = CondGAN(Generator(p), MultiScaleDiscriminator(p), style, content, p).to(device)
-    real = RealFeatures(gan, cache, seed=run.seed)
-    if p.gan_style_prior=='data': gan.style_bank = real.style[real.train] if real.train.any() else real.style
+    judge = None
+    if evaluate:  # the judge is trained on real images before G exists, and never enters a loss
+        from animestyle.judge import load_judge
+        judge = load_judge(run, device)
+    seed_everything(seed)
+    gan,centres,real = build_gan(run, cache, device, judge)
     n_mon = min(512, len(real.features))
-    history,done,resume = [],0,None
+    history,done,resume,spent = [],0,None,0.
     learn = gan_learner(all_dls(cache, bs, device=device), gan, p, lr=lr, n_crit=n_crit,
                         cbs=[GANSamples(folder/'samples', _fixed_codes(gan)),
                              GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]],
@@ -645,9 +952,9 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
                              GANCheckpoint(ckpt, seed)])
     if ckpt.is_file():
         t,meta = load_checkpoint(ckpt)
-        gan.generator.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('G.')})
-        gan.critic.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('D.')})
+        load_gan_tensors(gan, t)
         history,done = meta['history'],meta['epoch']
+        spent = 60*history[-1].get('minutes', 0) if history else 0.
         tr = learn.gan_trainer
         tr.opt_d = learn.opt_func(list(gan.critic.parameters()), lr=learn.lr)
         tr.opt_g = learn.opt_func(list(gan.generator.parameters()), lr=learn.lr)
@@ -655,21 +962,23 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         torch.set_rng_state(t['rng.torch'])
         resume = loop_state(t, meta)  # where in the epoch it stopped, with every random state and whose turn it was
     learn.gan_monitor.history,learn.gan_monitor.epoch0,learn.gan_samples.epoch0 = list(history),done,done
+    learn.gan_start = time.time() - spent  # the monitor's minutes count training time across resumes
     if done<epochs:
         distributed_fit(learn, epochs-done, find_unused=True, cbs=[StepResume(learn.gan_checkpoint.save_step, ckpt_every, resume, done, 'gan', _gan_turn, _set_gan_turn),
                                     DivergenceGuard('gan', skip_bad_batches, keep=ckpt)])
     history = learn.gan_monitor.history
     meta = dict(epoch=len(history), d_style=p.d_style, d_content=p.d_content, code_dim=p.code_dim, preset=p.name)
-    bank = {} if gan.style_bank is None else {'prior.style':gan.style_bank}
-    save_checkpoint(wfile, {**{f'G.{k}':v for k,v in gan.generator.state_dict().items()},
-                            **{f'D.{k}':v for k,v in gan.critic.state_dict().items()}, **bank},
-                    dict(meta, style_prior=p.gan_style_prior, seed=seed))
+    banks = {k:b for k,b in (('prior.style', gan.style_bank), ('prior.content', gan.content_bank)) if b is not None}
+    save_checkpoint(wfile, {**gan_tensors(gan), **banks},
+                    dict(meta, style_prior=p.gan_style_prior, content_prior=p.gan_content_prior, seed=seed, ema=p.gan_ema>0))
     if evaluate:
-        m = evaluate_gan(gan, real, centres, seed=run.seed)
+        trained = time.time()-start
+        m = dict(**evaluate_gan(gan, real, centres, seed=run.seed), **judge_gan(gan, judge, real, seed=run.seed))
         prev = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').is_file() else {}
         warn = [h['epoch'] for h in history if h.get('d_loss', 1.)<0.05]
         save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr, seed=seed,
-                  train_seconds=round(time.time()-start, 1) + prev.get('train_seconds', 0) if done else round(time.time()-start, 1),
+                  train_seconds=round(trained, 1) + (prev.get('train_seconds', 0) if done else 0),
+                  seconds=round(time.time()-start, 1) + (prev.get('seconds', 0) if done else 0),
                   d_loss_near_zero_epochs=warn, warnings=[h['warning'] for h in history if 'warning' in h], history=history))
     barrier()  # in a data-parallel job the main process has written the weights and metrics
     return load_gan(run, device)
@@ -677,17 +986,20 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
 def load_gan(run:RunDir, # a run with a trained GAN stage
              device=None # default `core.default_device()`
             ) -> dict:
-    "The trained GAN of `run`: `G`, `D` (eval mode), `d_style`, `d_content`, `preset`, the `style_bank` G trained with (None: N(0, I)) and the `metrics`."
+    "The trained GAN of `run`: `G` (the moving average when the preset keeps one, the G every sample uses), `G_raw`, `D`, the banks G trained with, `metrics`."
     p,device = run.preset,torch.device(device or default_device())
     f = run.path/'gan'/'weights.safetensors'
     if not f.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
     t,meta = load_checkpoint(f)
-    G,D = Generator(p),MultiScaleDiscriminator(p)
-    G.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('G.')})
-    D.load_state_dict({k[2:]:v for k,v in t.items() if k.startswith('D.')})
+    G,D = build_generator(p),build_critic(p)
+    G.load_state_dict(_part(t, 'G.')); D.load_state_dict(_part(t, 'D.'))
+    G_ema = None
+    if 'ema.steps' in t: G_ema = build_generator(p); G_ema.load_state_dict(_part(t, 'G_ema.'))
     mf = run.path/'gan'/'metrics.json'
-    return dict(G=G.to(device).eval(), D=D.to(device).eval(), d_style=meta['d_style'], d_content=meta['d_content'],
-                preset=p, style_bank=t.get('prior.style'), epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None)
+    G_raw = G.to(device).eval()
+    return dict(G=(G_ema.to(device).eval() if G_ema is not None else G_raw), G_raw=G_raw, D=D.to(device).eval(),
+                d_style=meta['d_style'], d_content=meta['d_content'], preset=p, style_bank=t.get('prior.style'),
+                content_bank=t.get('prior.content'), epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None)
 
 # %% ../nbs/07_gan.ipynb #2d4d96b3
 @torch.no_grad()

@@ -164,3 +164,163 @@ def test_seed_reseeds_the_gan_alone(tmp_path, monkeypatch):
     assert not all(torch.equal(x, y) for x, y in zip(a['G'].state_dict().values(), b['G'].state_dict().values()))
     assert load_checkpoint(run_b.gan / 'weights.safetensors')[1]['seed'] == 7
     with pytest.raises(GANError, match='trained with seed 7, not 42'): train_gan(run_b, epochs=2, device='cpu')
+
+
+# ---- what the cpu preset adds: G's moving average, R1, the conditional D, and the independent judge ----
+from animestyle.gan import (CondGANLoss, GANSamples, build_generator, build_critic, ema_update, judge_gan, RealFeatures,
+                            d_loss as eq5, R1_EVERY)
+
+
+def _cpu_like_gan(p=P):
+    return CondGAN(build_generator(p), build_critic(p), *_conditions(p), p)
+
+
+def test_ema_weights_differ_from_g_and_draw_every_sample(tmp_path):
+    seed_everything(0)
+    gan = _cpu_like_gan()
+    assert gan.generator_ema is not None and gan.sampler is gan.generator_ema
+    learn = gan_learner(_dls(), gan)
+    codes = gan.sample(4, torch.Generator().manual_seed(0))
+    sampler_cb = GANSamples(tmp_path / 'samples', codes, ncols=4)
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, cbs=[sampler_cb])
+    g, e = dict(gan.generator.named_parameters()), dict(gan.generator_ema.named_parameters())
+    assert not all(torch.equal(g[k], e[k]) for k in g)  # an average of past weights, not G itself
+    assert int(gan.ema_steps) == 4  # one update per G step: 4 batches a epoch, half of them G steps
+    assert not any(q.requires_grad for q in gan.generator_ema.parameters())
+    from PIL import Image
+    from animestyle.gan import to_rgb_grid
+    saved = np.asarray(Image.open(sampler_cb.last))
+    with torch.no_grad():
+        assert np.array_equal(saved, to_rgb_grid(gan.generator_ema(codes), 4))
+        assert not np.array_equal(saved, to_rgb_grid(gan.generator.eval()(codes), 4))
+    z = gan.sample(3)
+    with torch.no_grad(): torch.testing.assert_close(gan.generate(*[t for t in gan_mod.split_code(z, P)]), gan.generator_ema(z))
+
+
+def test_ema_update_is_a_moving_average():
+    a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
+    w0 = a.weight.detach().clone()
+    ema_update(a, b, 0.9)
+    torch.testing.assert_close(a.weight, 0.9 * w0 + 0.1 * b.weight.detach())
+
+
+def test_no_ema_when_the_preset_says_0():
+    gan = _cpu_like_gan(get_preset('tiny', gan_ema=0.))
+    assert gan.generator_ema is None and gan.sampler is gan.generator
+
+
+def test_r1_is_added_on_its_steps_and_zero_for_a_flat_d():
+    p = get_preset('tiny', gan_r1=2.0)
+    gan = _cpu_like_gan(p)
+    loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
+    torch.manual_seed(3)
+    for _ in range(40):  # lazy R1: drawn on about one D step in R1_EVERY
+        pred = gan(real, z)
+        total = loss(pred, z)
+        if gan.r1_real is not None: break
+    assert gan.r1_real is not None
+    torch.testing.assert_close(total, loss.d_loss + p.gan_r1 / 2 * R1_EVERY * loss.r1)
+    assert loss.r1 > 0
+    flat = torch.zeros(4, 1) + 0 * gan.r1_real.sum()
+    from animestyle.gan import r1_penalty
+    assert r1_penalty([flat], gan.r1_real) == 0
+
+
+def test_projection_d_sees_the_codes_of_real_images():
+    gan = _cpu_like_gan()
+    assert gan.conditional
+    seen = []
+    orig = gan.critic.forward
+    gan.critic.forward = lambda x, cond=None: (seen.append(cond), orig(x, cond))[1]
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
+    gan(real, z)
+    k = P.d_style + P.d_content
+    torch.testing.assert_close(seen[0], gan.condition(real))  # real images: their codes as S and Enc read them
+    torch.testing.assert_close(seen[1], z[:, :k])             # generated images: the codes they were made from
+
+
+def test_content_prior_draws_u_and_v_from_the_same_image():
+    sb, cb = torch.randn(7, P.d_style), torch.randn(7, P.d_content)
+    z = gan_mod.sample_codes(50, P, torch.Generator().manual_seed(0), style_bank=sb, content_bank=cb)
+    u, v, _ = gan_mod.split_code(z, P)
+    i = (u[:, None] == sb[None]).all(-1).float().argmax(1)
+    torch.testing.assert_close(v, cb[i])
+    with pytest.raises(GANError, match='same images'):
+        gan_mod.sample_codes(2, P, style_bank=sb, content_bank=cb[:3])
+
+
+class _NoiseG(torch.nn.Module):
+    "A generator that ignores its code: uniform noise in Lab's range."
+    n_in, image_size = P.code_dim, P.image_size
+    def __init__(self): super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))
+    def forward(self, z): return torch.rand(len(z), 3, P.image_size, P.image_size) * 2 - 1 + 0 * self.w
+
+
+def _trained_judge(run):
+    from animestyle.judge import train_judge
+    return train_judge(run, epochs=30, bs=16, force=True, device="cpu")
+
+
+def test_the_judge_gives_noise_chance_and_never_enters_a_gan_loss(tmp_path, monkeypatch):
+    from animestyle import judge as judge_mod
+    run = RunDir(tmp_path / 'run', P)
+    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
+    fitting, calls = [False], []
+    for name in ('forward', 'features'):
+        orig = getattr(judge_mod.Judge, name)
+        def spy(self, x, _orig=orig): calls.append(fitting[0]); return _orig(self, x)
+        monkeypatch.setattr(judge_mod.Judge, name, spy)
+    fit = gan_mod.distributed_fit
+    def fit_spy(learn, *a, **k):
+        fitting[0] = True
+        try: return fit(learn, *a, **k)
+        finally: fitting[0] = False
+    monkeypatch.setattr(gan_mod, 'distributed_fit', fit_spy)
+    out = train_gan(run, epochs=1, device='cpu')
+    assert calls and not any(calls)  # the judge read images, but never while G and D were training
+    for k in ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency',
+              'judge_real_artist', 'judge_real_character', 'judge_fd', 'judge_fd_floor'):
+        assert k in out['metrics'], k
+    # noise: chance, whatever the judge
+    judge = _trained_judge(run)
+    noise = CondGAN(_NoiseG(), build_critic(P), *_conditions(P), P)
+    from animestyle.data.loaders import prepare_data
+    real = RealFeatures(noise, prepare_data(run), judge=judge)
+    noise.style_bank, noise.content_bank = real.banks(P)
+    m = judge_gan(noise, judge, real)
+    A, C = real.n_artists, real.n_characters
+    assert abs(m['judge_style_fidelity'] - 1 / A) < 2.5 / A ** 0.5 / 16 ** 0.5 + 0.05, m['judge_style_fidelity']
+    assert abs(m['judge_content_recovery'] - 1 / C) < 2.5 / C ** 0.5 / 16 ** 0.5 + 0.05, m['judge_content_recovery']
+    assert m['judge_fd'] > 3 * m['judge_fd_floor']
+
+
+class _OracleG(torch.nn.Module):
+    "A generator that returns a real training image of the artist whose mean style code is nearest its u."
+    def __init__(self, real, cache):
+        super().__init__(); self.w = torch.nn.Parameter(torch.zeros(1))
+        from animestyle.core import rgb_to_lab
+        self.u_a = real.artist_styles()
+        self.lab = {a: rgb_to_lab(torch.from_numpy(np.asarray(cache.images[real.idx[real.train & (real.artist == a)]])).permute(0, 3, 1, 2).contiguous())
+                    for a in range(real.n_artists)}
+        self.n_in, self.image_size = P.code_dim, P.image_size
+    def forward(self, z):
+        a = torch.cdist(z[:, :P.d_style], self.u_a).argmin(1)
+        return torch.stack([self.lab[int(i)][torch.randint(len(self.lab[int(i)]), ())] for i in a]) + 0 * self.w
+
+
+def test_judge_gan_credits_a_generator_that_draws_the_right_artist(tmp_path):
+    from animestyle.data.loaders import prepare_data
+    run = RunDir(tmp_path / 'run', P)
+    cache = prepare_data(run)
+    judge = _trained_judge(run)
+    probe = CondGAN(_NoiseG(), build_critic(P), *_conditions(P), P)
+    real = RealFeatures(probe, cache, judge=judge)
+    oracle = CondGAN(_OracleG(real, cache), build_critic(P), *_conditions(P), P)
+    oracle.style_bank, oracle.content_bank = real.banks(P)
+    m = judge_gan(oracle, judge, real)
+    from animestyle.judge import judge_scores
+    on_train = judge_scores(judge, cache, real.idx[real.train])['artist_id']
+    # the artist asked for is the artist drawn: the judge's score is its own accuracy on those training images
+    assert abs(m['judge_style_fidelity'] - on_train) < 0.15, (m['judge_style_fidelity'], on_train)
+    assert m['judge_style_fidelity'] > 2 / real.n_artists, (m['judge_style_fidelity'], on_train)
