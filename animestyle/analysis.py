@@ -27,8 +27,9 @@ from .data.loaders import ImageCache, CacheError
 # %% auto #0
 __all__ = ['STAGE_LOADERS', 'FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'StyleSpaceError', 'load_stage', 'StyleSpace',
            'to_pil', 'image_grid', 'figure2', 'separation_scores', 'bilinear_styles', 'figure3', 'figure_dimension',
-           'style_factor_targets', 'interpret_dimensions', 'interpretation_table', 'format_interpretation',
-           'figure_interpretation', 'figure6', 'figure7', 'transfer_scores', 'write_report']
+           'style_factor_targets', 'interpret_dimensions', 'judge_heldout', 'interpretation_table',
+           'format_interpretation', 'figure_interpretation', 'figure6', 'figure7', 'transfer_scores', 'write_report',
+           'unmeasured']
 
 # %% ../nbs/08_analysis.ipynb #5b410d9c
 class StyleSpaceError(ValueError):
@@ -84,6 +85,7 @@ class StyleSpace:
                  cache:ImageCache=None, # the run's images, for rankings and probes
                  run:RunDir=None, # the run these networks come from
                  style_bank:torch.Tensor=None, # normalised style codes G trained with (`gan_style_prior = data`); None: N(0, I)
+                 content_bank:torch.Tensor=None, # content codes of the same images (`gan_content_prior = data`); None: N(0, I)
                  device=None): # default `core.default_device()`
         self.device = torch.device(device or default_device())
         self.S,self.Enc,self.G = [_inference(n).to(self.device) for n in (S,Enc,G)]
@@ -96,7 +98,7 @@ class StyleSpace:
         self.centres = None if centres is None else torch.as_tensor(centres, dtype=torch.float32)[:, :ds].to(self.device)
         self.artists = list(artists) if artists is not None else (None if centres is None else [f'artist {i}' for i in range(len(centres))])
         self.cache,self.run = cache,run
-        self.style_bank = None if style_bank is None else torch.as_tensor(style_bank, dtype=torch.float32).cpu()
+        self.style_bank,self.content_bank = [None if b is None else torch.as_tensor(b, dtype=torch.float32).cpu() for b in (style_bank, content_bank)]
         self.image_size = self.G.image_size
         self._memo = {}
 
@@ -115,13 +117,13 @@ def from_run(cls:StyleSpace, run_dir, # a run directory (path or `RunDir`) with 
     st,enc,gan = [load_stage(run, s) for s in ('style','content','gan')]
     S,mean,std = _style_parts(st, run)
     Enc = _find_net(enc, ContentEncoder, ('Enc', 'encoder', 'content_encoder', 'model'))
-    G = _find_net(gan, Generator, ('G', 'generator', 'model'))
+    G = _find_net(gan, torch.nn.Module, ('G', 'generator', 'model'))  # the moving average of G when the run keeps one
     try: cache = ImageCache(run.data)
     except (CacheError, OSError): cache = None
     p = run.preset
     return cls(S, Enc, G, mean, std, _pick(gan, 'd_style') or p.d_style, _pick(gan, 'd_content') or p.d_content,
                centres=_pick(st, 'centres', 'centers'), artists=cache.artists if cache is not None else _pick(st, 'artists'),
-               cache=cache, run=run, style_bank=_pick(gan, 'style_bank'), device=device)
+               cache=cache, run=run, style_bank=_pick(gan, 'style_bank'), content_bank=_pick(gan, 'content_bank'), device=device)
 
 # %% ../nbs/08_analysis.ipynb #59d7761a
 def _find_net(obj, cls, names):
@@ -206,6 +208,38 @@ def encode_content(self:StyleSpace, images # path(s), PIL image(s), uint8 RGB ar
         mu = torch.cat([(self.Enc.encode(b) if hasattr(self.Enc,'encode') else self.Enc(b)[0]).float() for b in _batches(x)])
     return mu[:, :self.d_content]
 
+# %% ../nbs/08_analysis.ipynb #8ba5d6c5
+@patch
+def training_codes(self:StyleSpace, max_n:int=1200, # at most this many training images (a fixed random subset)
+                   seed:int=0 # seed of the subset
+                  ) -> SimpleNamespace:
+    "Style codes `u`, S's pooled features `feats` and manifest `rows` of the run's training images (computed once)."
+    key = ('train', max_n, seed)
+    if key in self._memo: return self._memo[key]
+    if self.cache is None: raise StyleSpaceError(f"the run has no image cache ({self.run.path/'data' if self.run else 'no run'}): run `animestyle prepare`")
+    m = self.cache.manifest
+    idx = np.flatnonzero(m.split.values=='train')
+    if len(idx)>max_n: idx = np.sort(np.random.default_rng(seed).choice(idx, max_n, replace=False))
+    us,fs = [],[]
+    for b in progress_bar(_batches(idx, 256), leave=False):
+        x = self.to_lab(self.cache.images[b])
+        u,f = self._style_and_features(x)
+        us.append(u); fs.append(f)
+    out = SimpleNamespace(idx=idx, u=torch.cat(us).cpu(), feats=torch.cat(fs).cpu().numpy(), rows=m.iloc[idx].reset_index(drop=True))
+    self._memo[key] = out
+    return out
+
+@patch
+def _style_and_features(self:StyleSpace, x):
+    "Normalised style codes and S's globally pooled deepest features of a Lab batch."
+    with torch.no_grad(), autocast(self.device):
+        if hasattr(self.S, 'features_map'):
+            h = self.S.features_map(x).float()
+            u = self.S.head(h.mean((2,3)) if getattr(self.S,'head_kind','pool')=='pool' else h.flatten(1)).float()
+            f = h.mean((2,3))
+        else: u = self.S(x).float(); f = u
+    return (u[:, :self.d_style]-self.mean)/self.std, f
+
 # %% ../nbs/08_analysis.ipynb #73368ffd
 def _rows(t, d, device):
     t = torch.as_tensor(t, dtype=torch.float32, device=device)
@@ -251,11 +285,14 @@ def generate(self:StyleSpace, style, # (B, d_style) or (d_style,) normalised sty
 def sample(self:StyleSpace, n:int, # number of codes
            seed:int=0 # seed of the draw
           ) -> SimpleNamespace:
-    "`n` random codes from the prior G trained with: `style` from N(0, I) or its style bank, `content` and `noise` from N(0, I)."
+    "`n` random codes from the prior G trained with: N(0, I), or for `style` and `content` the codes of one random training image each (its banks)."
     g = torch.Generator().manual_seed(seed)
     z = SimpleNamespace(**{k:torch.randn(n, d, generator=g) for k,d in
                            (('style',self.d_style),('content',self.d_content),('noise',self.d_noise))})
-    if self.style_bank is not None: z.style = bank_rows(self.style_bank, n, self.d_style, g)
+    if self.style_bank is None and self.content_bank is None: return z
+    i = torch.randint(len(self.style_bank if self.style_bank is not None else self.content_bank), (n,), generator=g)
+    if self.style_bank is not None: z.style = self.style_bank[i]
+    if self.content_bank is not None: z.content = self.content_bank[i]
     return z
 
 def to_pil(images:torch.Tensor, # (B, 3, H, W) or (3, H, W) RGB in [0, 1]
@@ -334,19 +371,76 @@ def image_grid(images:torch.Tensor, # (R*C, 3, H, W) RGB in [0, 1], row-major
     if title: fig.suptitle(title, fontsize=9)
     return fig
 
+@patch(as_prop=True)
+def judge(self:StyleSpace):
+    "The run's independent judge (`judge.load_judge`), loaded on first use: it reads every generated image, and never trained G."
+    if 'judge' not in self._memo:
+        if self.run is None: raise StyleSpaceError("a StyleSpace made without a run has no judge")
+        from animestyle.judge import load_judge
+        self._memo['judge'] = load_judge(self.run, self.device)
+    return self._memo['judge']
+
+def _rgb(arr): return torch.from_numpy(arr).permute(0,3,1,2).float()/255
+
+def _judged(ss, rgb):
+    "The judge's reading of RGB images in [0, 1]."
+    from animestyle.judge import judge_read
+    return judge_read(ss.judge, (rgb.clamp(0, 1).permute(0, 2, 3, 1)*255).round().to(torch.uint8))
+
+@patch
+def class_codes(self:StyleSpace, max_n:int=1200, # at most this many training images
+                seed:int=0 # seed of the subset
+               ) -> SimpleNamespace:
+    "Each artist's mean style code and, where the manifest names characters, each character's mean content code, over training images, with one example image of each."
+    key = ('classes', max_n, seed)
+    if key in self._memo: return self._memo[key]
+    tc = self.training_codes(max_n, seed)
+    v = torch.cat([self.encode_content(self.cache.images[b]).cpu() for b in _batches(tc.idx, 256)])
+    art = tc.rows.artist_id.to_numpy()
+    A = int(self.cache.manifest.artist_id.max())+1
+    out = SimpleNamespace(artists=[a for a in range(A) if (art==a).any()], characters=[])
+    out.style = torch.stack([tc.u[art==a].mean(0) for a in out.artists])
+    out.artist_image = [int(tc.idx[np.flatnonzero(art==a)[0]]) for a in out.artists]
+    if 'character' in tc.rows:
+        ch = tc.rows.character.to_numpy()
+        out.characters = sorted(set(ch.tolist()))
+        out.content = torch.stack([v[ch==c].mean(0) for c in out.characters])
+        out.character_image = [int(tc.idx[np.flatnonzero(ch==c)[0]]) for c in out.characters]
+    self._memo[key] = out
+    return out
+
 def figure2(ss:StyleSpace, # the trained networks
             n_styles:int=6, # columns: one style code each
             n_contents:int=4, # rows: one content code each
             seed:int=0, # seed of the codes
             path=None # PNG to write; default `report/figure2.png` of the run
            ):
-    "Figure 2: a content x style grid (rows share content, columns share style), one noise for all."
-    z = ss.sample(max(n_styles, n_contents), seed)
-    u = z.style[:n_styles].repeat(n_contents, 1)
-    v = z.content[:n_contents].repeat_interleave(n_styles, 0)
-    ims = ss.generate(u, v, z.noise[0])
-    fig = image_grid(ims, n_contents, [f'content {i+1}' for i in range(n_contents)], [f'style {j+1}' for j in range(n_styles)],
-                     'Figure 2: rows share content, columns share style')
+    "Figure 2: rows share content, columns share style, one noise for all; beside them real images, and the judge's agreement per row and column."
+    cc = ss.class_codes()
+    rng = np.random.default_rng(seed)
+    cols = sorted(rng.choice(len(cc.artists), min(n_styles, len(cc.artists)), replace=False))
+    u = cc.style[cols]
+    if cc.characters:  # the synthetic default: rows are characters, columns artists, each with a real example
+        rows = sorted(rng.choice(len(cc.characters), min(n_contents, len(cc.characters)), replace=False))
+        v = cc.content[rows]
+        real_rows = _rgb(np.asarray(ss.cache.images[[cc.character_image[r] for r in rows]]))
+    else:  # no characters: random content codes of the prior
+        v,rows,real_rows = ss.sample(n_contents, seed).content,list(range(n_contents)),None
+    R,C = len(v),len(u)
+    ims = ss.generate(u.repeat(R, 1), v.repeat_interleave(C, 0), 0)
+    read = _judged(ss, ims)
+    art = read.artist_id.to_numpy().reshape(R, C)
+    col_labels = [f'artist {cc.artists[c]}\njudge {int((art[:, j]==cc.artists[c]).sum())}/{R}' for j,c in enumerate(cols)]
+    if cc.characters:
+        ch = read.character.to_numpy().reshape(R, C)
+        row_labels = [f'character {cc.characters[r]}\njudge {int((ch[i]==cc.characters[r]).sum())}/{C}' for i,r in enumerate(rows)]
+    else: row_labels = [f'content {i+1}' for i in range(R)]
+    real_cols = _rgb(np.asarray(ss.cache.images[[cc.artist_image[c] for c in cols]]))
+    blank = torch.ones(1, 3, ss.image_size, ss.image_size)
+    top = torch.cat([blank, real_cols])
+    body = torch.cat([torch.cat([(real_rows[i:i+1] if real_rows is not None else blank), ims[i*C:(i+1)*C]]) for i in range(R)])
+    fig = image_grid(torch.cat([top, body]), R+1, ['real image'] + row_labels, ['real image'] + col_labels,
+                     'Figure 2: rows share content, columns share style (top row, left column: real images)')
     return _save(fig, ss, path, 'figure2.png')
 
 # %% ../nbs/08_analysis.ipynb #39f57e19
@@ -390,37 +484,6 @@ def figure3(ss:StyleSpace, # the trained networks
     return _save(fig, ss, path, 'figure3.png')
 
 # %% ../nbs/08_analysis.ipynb #8d4c6683
-@patch
-def training_codes(self:StyleSpace, max_n:int=1200, # at most this many training images (a fixed random subset)
-                   seed:int=0 # seed of the subset
-                  ) -> SimpleNamespace:
-    "Style codes `u`, S's pooled features `feats` and manifest `rows` of the run's training images (computed once)."
-    key = ('train', max_n, seed)
-    if key in self._memo: return self._memo[key]
-    if self.cache is None: raise StyleSpaceError(f"the run has no image cache ({self.run.path/'data' if self.run else 'no run'}): run `animestyle prepare`")
-    m = self.cache.manifest
-    idx = np.flatnonzero(m.split.values=='train')
-    if len(idx)>max_n: idx = np.sort(np.random.default_rng(seed).choice(idx, max_n, replace=False))
-    us,fs = [],[]
-    for b in progress_bar(_batches(idx, 256), leave=False):
-        x = self.to_lab(self.cache.images[b])
-        u,f = self._style_and_features(x)
-        us.append(u); fs.append(f)
-    out = SimpleNamespace(idx=idx, u=torch.cat(us).cpu(), feats=torch.cat(fs).cpu().numpy(), rows=m.iloc[idx].reset_index(drop=True))
-    self._memo[key] = out
-    return out
-
-@patch
-def _style_and_features(self:StyleSpace, x):
-    "Normalised style codes and S's globally pooled deepest features of a Lab batch."
-    with torch.no_grad(), autocast(self.device):
-        if hasattr(self.S, 'features_map'):
-            h = self.S.features_map(x).float()
-            u = self.S.head(h.mean((2,3)) if getattr(self.S,'head_kind','pool')=='pool' else h.flatten(1)).float()
-            f = h.mean((2,3))
-        else: u = self.S(x).float(); f = u
-    return (u[:, :self.d_style]-self.mean)/self.std, f
-
 def figure_dimension(ss:StyleSpace, # the trained networks
                      dim:int, # the style dimension, counted from 1 as in the paper
                      n_codes:int=4, # random codes (groups of three)
@@ -502,24 +565,24 @@ def interpret_dimensions(ss:StyleSpace, # the trained networks (of a run with gr
                          amplitude:float=3.0, # the sweep sets u_k to -amplitude and +amplitude
                          seed:int=0 # seed of the codes
                         ) -> pd.DataFrame:
-    "Effect of each style dimension on each ground-truth style factor: `effect` (probe, generated images) and `real_corr` (training images)."
+    "Effect of each style dimension on each ground-truth style factor: `effect` (read by the judge in generated images, in the factor's standard deviations) and `real_corr` (training images)."
     dims = list(dims or range(1, ss.d_style+1))
     key = ('effects', tuple(dims), n_codes, amplitude, seed)
     if key in ss._memo: return ss._memo[key]
-    pr = ss.style_probe()
+    from animestyle.judge import judge_factors
     tc = ss.training_codes()
     T = style_factor_targets(tc.rows)
+    sd = T.std().replace(0, 1)
     z = ss.sample(n_codes, seed)
     recs = []
     for k in progress_bar(dims, leave=False):
         reads = []
         for sgn in (-1, 1):
             u = z.style.clone(); u[:, k-1] = sgn*amplitude
-            _,f = ss._style_and_features(ss.generate_lab(u, z.content, z.noise))
-            reads.append(pr.probe.predict(f.cpu().numpy()))
-        eff = pd.Series((reads[1]-reads[0]).mean(0), index=pr.columns)
+            reads.append(judge_factors(ss.judge, ss.generate_lab(u, z.content, z.noise)).reindex(columns=T.columns, fill_value=0.))
+        eff = (reads[1]-reads[0]).mean(0)/sd
         corr = T.corrwith(pd.Series(tc.u[:, k-1].numpy()))
-        for c in pr.columns:
+        for c in T.columns:
             recs.append(dict(dim=k, factor=_factor_of(c), level=c, effect=eff[c], real_corr=corr.get(c, np.nan)))
     df = pd.DataFrame(recs)
     df['strength'] = df.effect.abs()
@@ -527,8 +590,14 @@ def interpret_dimensions(ss:StyleSpace, # the trained networks (of a run with gr
     ss._memo[key] = best.drop(columns='level').reset_index(drop=True)
     return ss._memo[key]
 
+def judge_heldout(ss:StyleSpace # a run's networks, with its judge
+                 ) -> pd.Series:
+    "How well the judge reads each style factor on held-out real images (accuracy for a categorical factor, R² for a value)."
+    h = (getattr(ss.judge, 'metrics', None) or {}).get('heldout', {})
+    return pd.Series({k[len('style_'):]:v for k,v in h.items() if k.startswith('style_')}, dtype=float)
+
 def interpretation_table(effects:pd.DataFrame, # from `interpret_dimensions`
-                         r2:pd.Series=None # probe R² per factor, from `StyleSpace.style_probe`
+                         r2:pd.Series=None # how well the judge reads each factor on held-out real images (`judge_heldout`)
                         ) -> pd.DataFrame:
     "One row per dimension: the factor it drives most, the strength (in factor standard deviations), the runner-up."
     rows = []
@@ -537,7 +606,7 @@ def interpretation_table(effects:pd.DataFrame, # from `interpret_dimensions`
         a,b = g.iloc[0],g.iloc[1] if len(g)>1 else None
         rows.append({'dimension':k, 'factor':a.factor, 'strength':round(a.strength,2),
                      'direction':'+' if a.effect>0 else '-', 'real_corr':round(a.real_corr,2),
-                     'probe_R2':round(r2.get(a.factor, np.nan),2) if r2 is not None else np.nan,
+                     'judge_heldout':round(r2.get(a.factor, np.nan),2) if r2 is not None else np.nan,
                      'runner_up':f'{b.factor} ({b.strength:.2f})' if b is not None else ''})
     return pd.DataFrame(rows).set_index('dimension')
 
@@ -569,7 +638,6 @@ def _train_images(ss, n, seed):
     idx = np.random.default_rng(seed).choice(idx, min(n, len(idx)), replace=False)
     return np.asarray(ss.cache.images[np.sort(idx)])
 
-def _rgb(arr): return torch.from_numpy(arr).permute(0,3,1,2).float()/255
 
 def figure6(ss:StyleSpace, # the trained networks
             images=None, # pictures to reconstruct; default 8 training images
@@ -605,54 +673,86 @@ def transfer_scores(ss:StyleSpace, # the trained networks
                     n:int=64, # pairs of training images
                     seed:int=0 # seed of the choice
                    ) -> dict:
-    "Distances of transfer results' style (content) codes to their style and content sources, and the reconstruction error in Lab."
+    "Transfer and reconstruction read by the judge (artist of the style source, character of the content source), and by S and Enc (code distances; G was trained against them), with the reconstruction error in Lab."
     c,s = _train_images(ss, n, seed),_train_images(ss, n, seed+1)
-    out = ss.to_lab(ss.transfer(c, s).permute(0,2,3,1).mul(255).round().to(torch.uint8))
+    res = ss.transfer(c, s)
+    out = ss.to_lab(res.permute(0,2,3,1).mul(255).round().to(torch.uint8))
     d = lambda a,b: (a-b).norm(dim=1).mean().item()
     us,uc,uo = ss.encode_style(s),ss.encode_style(c),ss.encode_style(out)
     vs,vc,vo = ss.encode_content(s),ss.encode_content(c),ss.encode_content(out)
     x = ss.to_lab(c)
-    rec = ss.to_lab(ss.reconstruct(c).permute(0,2,3,1).mul(255).round().to(torch.uint8))
-    return dict(style_to_style_source=d(uo,us), style_to_content_source=d(uo,uc),
-                content_to_content_source=d(vo,vc), content_to_style_source=d(vo,vs),
-                reconstruction_mse_lab=((rec-x)**2).mean().item())
+    rec_rgb = ss.reconstruct(c)
+    rec = ss.to_lab(rec_rgb.permute(0,2,3,1).mul(255).round().to(torch.uint8))
+    out_d = dict(style_to_style_source=d(uo,us), style_to_content_source=d(uo,uc),
+                 content_to_content_source=d(vo,vc), content_to_style_source=d(vo,vs),
+                 reconstruction_mse_lab=((rec-x)**2).mean().item())
+    if ss.run is None: return out_d
+    from animestyle.judge import judge_read
+    jc,js,jt,jr = [judge_read(ss.judge, t) for t in (torch.from_numpy(c), torch.from_numpy(s), _u8(res), _u8(rec_rgb))]
+    out_d.update(judge_transfer_artist=float((jt.artist_id==js.artist_id).mean()),
+                 judge_transfer_artist_of_content_source=float((jt.artist_id==jc.artist_id).mean()),
+                 judge_reconstruction_artist=float((jr.artist_id==jc.artist_id).mean()))
+    if 'character' in jt:
+        out_d.update(judge_transfer_character=float((jt.character==jc.character).mean()),
+                     judge_reconstruction_character=float((jr.character==jc.character).mean()))
+    return out_d
+
+def _u8(rgb): return (rgb.clamp(0, 1).permute(0, 2, 3, 1)*255).round().to(torch.uint8)
 
 # %% ../nbs/08_analysis.ipynb #a6f79ea2
 FIGURE_NOTES = {
     'figure1': "Figure 1 (§6.1): nearest-centre accuracy (left) and the eq. 10 within/between variance ratio (right) against the number of style dimensions d.",
-    'figure2': "Figure 2 (§6.2): rows share the content code, columns share the style code; rows should show one character, columns one style.",
+    'figure2': "Figure 2 (§6.2): rows share the content code (a character's mean code), columns the style code (an artist's mean code); the top row and left column are real images of that artist and character, and each label says how many of its images the judge assigns to it.",
     'figure3': "Figure 3 (§6.3): one content code under random styles (left) and under styles interpolated bilinearly between four corners (right).",
     'figure6': "Figure 6 (§6.4): training images (left of each pair) and their reconstructions G(S(x), Enc(x), 0).",
     'figure7': "Figure 7 (§6.4): content source, transfer result, style source.",
     'pruning': "Content stage (§4 pruning): held-out reconstruction loss against the number of content dimensions kept.",
     'reconstructions': "Content stage (eq. 4): held-out images and their VAE reconstructions at several kept prefix lengths.",
-    'interpretation': "How strongly each style dimension drives each ground-truth style factor in generated images (probe readings, factor standard deviations per ±3 sweep).",
+    'interpretation': "How strongly each style dimension drives each ground-truth style factor in generated images (read by the judge; factor standard deviations per ±3 sweep).",
 }
 METRIC_NOTES = {
-    'style_var_fixed_style': "variance of S's codes within a Figure 2 column (same style code, different content): small if style is kept",
-    'style_var_fixed_content': "variance of S's codes within a Figure 2 row (same content, different style codes): the scale to compare with",
-    'content_var_fixed_content': "variance of Enc's codes within a Figure 2 row (same content code): small if content is kept",
-    'content_var_fixed_style': "variance of Enc's codes within a Figure 2 column (different content codes): the scale to compare with",
-    'style_to_style_source': "distance of a transfer result's style code to its style source's (should be the smaller of the two)",
-    'style_to_content_source': "distance of a transfer result's style code to its content source's",
-    'content_to_content_source': "distance of a transfer result's content code to its content source's (should be the smaller of the two)",
-    'content_to_style_source': "distance of a transfer result's content code to its style source's",
+    'style_var_fixed_style': "(S and Enc, trained against) variance of S's codes within a Figure 2 column (same style code, different content): small if style is kept",
+    'style_var_fixed_content': "(S and Enc, trained against) variance of S's codes within a Figure 2 row (same content, different style codes): the scale to compare with",
+    'content_var_fixed_content': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 row (same content code): small if content is kept",
+    'content_var_fixed_style': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 column (different content codes): the scale to compare with",
+    'style_to_style_source': "(S and Enc, trained against) distance of a transfer result's style code to its style source's (should be the smaller of the two)",
+    'style_to_content_source': "(S and Enc, trained against) distance of a transfer result's style code to its content source's",
+    'content_to_content_source': "(S and Enc, trained against) distance of a transfer result's content code to its content source's (should be the smaller of the two)",
+    'content_to_style_source': "(S and Enc, trained against) distance of a transfer result's content code to its style source's",
     'reconstruction_mse_lab': "mean squared error of reconstructions against the originals, in the networks' normalised Lab",
     'nearest_centre_accuracy': "share of held-out images whose nearest learned artist centre is their own artist",
     'chance': "accuracy of guessing an artist at random",
-    'probe_r2': "held-out R² of the ridge probe reading this style factor from S's features (how far its readings can be trusted)",
-    # GAN stage (eqs. 5-9)
-    'style_top1': "share of images generated from an artist's mean style code that S assigns to that artist (nearest centre)",
+    'judge_heldout': "how well the judge reads this factor on held-out real images (accuracy, or R² for a value): how far its readings of generated images can be trusted",
+    'not_measured': "what this run's data cannot measure, and why",
+    # GAN stage, read by the independent judge (trained on real images only, never in a loss)
+    'judge_style_fidelity': "share of images generated from an artist's mean style code (random content, noise) that the judge assigns to that artist",
+    'judge_style_fidelity_by_artist': "the same, artist by artist",
+    'judge_content_recovery': "share of images generated from a character's mean content code (random style, noise) that the judge assigns to that character",
+    'row_consistency': "share of Figure 2 rows (one character's content code, several artists' styles) whose images the judge assigns, all, to one character",
+    'column_consistency': "share of Figure 2 columns (one artist's style code, several contents) whose images the judge assigns, all, to one artist",
+    'judge_real_artist': "the judge's accuracy on held-out real images, artist: the ceiling of style fidelity",
+    'judge_real_character': "the judge's accuracy on held-out real images, character: the ceiling of content recovery",
+    'judge_chance_artist': "artist accuracy of a random guess", 'judge_chance_character': "character accuracy of a random guess",
+    'judge_fd': "Fréchet distance between real and generated images in the judge's features (lower is better)",
+    'judge_fd_floor': "the same distance between two disjoint halves of the real images: the floor",
+    'judge_fd_ratio': "judge_fd over its floor", 'judge_n_fd': "images per side in the judge's Fréchet distance",
+    'judge_transfer_artist': "share of style transfers the judge assigns to the style source's artist",
+    'judge_transfer_artist_of_content_source': "share of style transfers the judge assigns to the content source's artist (should be the smaller)",
+    'judge_transfer_character': "share of style transfers the judge assigns to the content source's character",
+    'judge_reconstruction_artist': "share of reconstructions the judge assigns to the original's artist",
+    'judge_reconstruction_character': "share of reconstructions the judge assigns to the original's character",
+    # GAN stage, read by S and Enc: what G was trained to satisfy (eqs. 8 and 9), so not a grade
+    'style_top1': "(S, trained against) share of images generated from an artist's mean style code that S assigns to that artist (nearest centre)",
     'style_top1_real': "the same nearest-centre accuracy on real held-out images, for reference",
     'style_chance': "nearest-centre accuracy of a random guess (1 / number of artists)",
     'style_error_eq8': "eq. 8 on generated images: mean squared distance between S(G(u,v,w)) and the intended style code u",
     'style_error_eq8_real': "the same distance for real images and their artist's mean code: the floor to compare with",
     'content_error_eq9': "eq. 9 on generated images: mean squared distance between Enc(G(u,v,w)) and the intended content code v",
     'content_error_eq9_prior': "eq. 9 if Enc ignored the image (d_content): the value to beat",
-    'content_probe_top1': "share of images generated from a character's mean content code that a probe trained on real content codes assigns to that character",
+    'content_probe_top1': "(Enc, trained against) share of images generated from a character's mean content code that a probe on Enc's codes assigns to that character",
     'content_probe_real': "the same character probe on real held-out images, for reference",
     'content_chance': "character accuracy of a random guess",
-    'fd': "Fréchet distance between real and generated images in S's feature space (lower is better)",
+    'fd': "(S, trained against) Fréchet distance between real and generated images in S's feature space (lower is better)",
     'fd_floor': "Fréchet distance between two disjoint halves of the real images: the floor",
     'n_fd': "images per side in the Fréchet distance",
     'spread_ratio': "spread of generated features over spread of real features (well below 1 signals mode collapse)",
@@ -750,30 +850,47 @@ def write_report(run, # the run (path or `RunDir`)
         figs.append(('report', f(ss).saved_to)); plt.close('all')
     table = None
     if ss.cache is not None and any(c.startswith('style_') for c in ss.cache.manifest.columns):
-        effects,pr = interpret_dimensions(ss),ss.style_probe()
-        table = interpretation_table(effects, pr.r2)
+        effects,rel = interpret_dimensions(ss),judge_heldout(ss)
+        table = interpretation_table(effects, rel)
         figs.append(('report', figure_interpretation(effects, ss).saved_to)); plt.close('all')
         with atomic_write(out/'interpretation.csv') as tmp: table.to_csv(tmp)
-        ours['probe_r2'] = {k:round(float(v), 4) for k,v in pr.r2.items()}
+        ours['judge_heldout'] = {k:round(float(v), 4) for k,v in rel.items()}
         print(format_interpretation(table))
     figs += _dimension_figures(ss, out, table, dims, notes)
     stage_figs,metrics = _stage_outputs(r, notes)
     metrics['report'] = ours
     save_json(out/'metrics.json', ours)
-    page = _report_html(r, ss, stage_figs+sorted(figs, key=lambda t: t[1].name), metrics, table, notes)
+    missing = unmeasured(ss)
+    if missing: ours['not_measured'] = missing
+    page = _report_html(r, ss, stage_figs+sorted(figs, key=lambda t: t[1].name), metrics, table, notes, missing)
     with atomic_write(out/'report.html') as tmp: Path(tmp).write_text(page, encoding='utf-8')
     return out/'report.html'
 
-def _report_html(r, ss, figs, metrics, table, notes):
+def unmeasured(ss:StyleSpace # the run's networks
+              ) -> list:
+    "What this run's data cannot measure, each with the reason: a collection without characters or ground-truth factors."
+    m = ss.cache.manifest if ss.cache is not None else pd.DataFrame()
+    out = []
+    if 'character' not in m:
+        out.append("content recovery, row consistency and the character readings of transfer and reconstruction: the images are not labelled by character")
+    if not any(c.startswith('style_') for c in m.columns):
+        out.append("which ground-truth factor each style dimension drives (the interpretation table and heat map): the images carry no ground-truth style factors; Figures 4 and 5 show dimensions 10 and 6 as the paper does")
+    if not any(c.startswith('content_') for c in m.columns):
+        out.append("whether the content code captures each content factor (the content stage's factor probes): the images carry no ground-truth content factors")
+    return out
+
+def _report_html(r, ss, figs, metrics, table, notes, missing=()):
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222} img{max-width:100%;border:1px solid #ddd}"
            "table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} .note{color:#555;font-size:14px}")
     h = [f'<!doctype html><html><head><meta charset="utf-8"><title>animestyle report: {html.escape(str(r.path))}</title><style>{css}</style></head><body>',
          f'<h1>animestyle report</h1><p class="note">Run <code>{html.escape(str(r.path))}</code>, preset <code>{r.preset.name}</code>, '
          f'{ss.image_size} px, d_style={ss.d_style}, d_content={ss.d_content}, d_noise={ss.d_noise}, {len(ss.artists or [])} artists.</p>']
+    if missing:
+        h.append('<h2>What this run cannot measure</h2><ul>' + ''.join(f'<li>{html.escape(m)}</li>' for m in missing) + '</ul>')
     if table is not None:
-        h.append('<h2>What each style dimension drives</h2><p class="note">Sweep each style dimension from −3 to +3 in random codes; a ridge probe '
-                 "trained on real images reads every ground-truth style factor from the generated images. Strength: change in factor standard "
-                 "deviations; real_corr: correlation of the dimension with the factor over training images; probe_R2: the probe's accuracy on held-out images.</p>")
+        h.append('<h2>What each style dimension drives</h2><p class="note">Sweep each style dimension from −3 to +3 in random codes; the judge '
+                 "(trained on real images only, never in a loss) reads every ground-truth style factor from the generated images. Strength: change in factor standard "
+                 "deviations; real_corr: correlation of the dimension with the factor over training images; judge_heldout: how well the judge reads that factor on held-out real images.</p>")
         h.append(table.to_html(float_format=lambda v: f'{v:.2f}'))
     h.append('<h2>Figures</h2>')
     for stage,p in figs:

@@ -25,8 +25,9 @@ from .data import synthetic
 from .data.loaders import CacheDataset, CacheDL, ImageCache, prepare_data
 
 # %% auto #0
-__all__ = ['JudgeError', 'judge_heads', 'JudgeBlock', 'Judge', 'judge_read', 'judge_features', 'JudgeDataset', 'JudgeDL',
-           'random_shift', 'RandomShift', 'JudgeLoss', 'HeadAccuracy', 'judge_scores', 'train_judge', 'load_judge']
+__all__ = ['JudgeError', 'judge_heads', 'JudgeBlock', 'Judge', 'judge_read', 'judge_features', 'judge_factors', 'JudgeDataset',
+           'JudgeDL', 'random_shift', 'RandomShift', 'JudgeLoss', 'HeadAccuracy', 'judge_scores', 'train_judge',
+           'load_judge']
 
 # %% ../nbs/06a_judge.ipynb #89f9d6c6
 class JudgeError(ValueError):
@@ -117,6 +118,20 @@ def judge_features(judge:Judge, # a trained judge
     judge.eval()
     dev = next(judge.parameters()).device
     return torch.cat([judge.features(_to_rgb(images[i:i+bs].to(dev))).float().cpu() for i in range(0, len(images), bs)]).numpy()
+
+@torch.no_grad()
+def judge_factors(judge:Judge, # a trained judge
+                  images:torch.Tensor, # Lab images, or uint8 RGB (B, S, S, 3)
+                  prefix:str='style_' # which factors: 'style_' or 'content_'
+                 ) -> pd.DataFrame:
+    "The judge's reading of every factor with `prefix`, without the prefix: a value for a continuous factor, the probability of each level `factor=k` for a categorical one."
+    out = {}
+    for j,((c,n),o) in enumerate(zip(judge.heads_spec, _read(judge, images))):
+        if not c.startswith(prefix): continue
+        f = c[len(prefix):]
+        if n: out.update({f'{f}={k}':pr for k,pr in enumerate(o.softmax(1).T.numpy())})
+        else: out[f] = (o[:, 0]*judge.y_std[j].cpu() + judge.y_mean[j].cpu()).numpy()
+    return pd.DataFrame(out)
 
 # %% ../nbs/06a_judge.ipynb #5daa2d6d
 class JudgeDataset(CacheDataset):
