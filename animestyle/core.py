@@ -60,7 +60,7 @@ class Preset:
     gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
     gan_content_prior:str # G's training content codes: 'normal' (§4) or 'data' (drawn with u, from the same training image)
     gan_arch:str         # G: 'resnet' (Table 1) or 'cbn' (DCGAN with the code in every batch norm)
-    gan_disc:str         # D: 'consortium' (§5.2) or 'projection' (one D that also sees the codes)
+    gan_disc:str         # D: 'consortium' (§5.2), 'projection' (one D on the whole image that also sees the codes) or 'plain' (the same D without the codes)
     gan_mbstd:bool       # D sees its batch's feature spread (minibatch standard deviation; projection D only)
     gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
@@ -95,7 +95,7 @@ class Preset:
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
 _MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1')
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn'),
-                gan_disc=('consortium', 'projection'))
+                gan_disc=('consortium', 'projection', 'plain'))
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__
 

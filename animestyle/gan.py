@@ -358,8 +358,9 @@ def build_generator(preset:Preset # gan_arch chooses
 
 def build_critic(preset:Preset # gan_disc chooses
                 ) -> nn.Module:
-    "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator`."
-    return ProjectionDiscriminator(preset) if preset.gan_disc=='projection' else MultiScaleDiscriminator(preset)
+    "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`), the `ProjectionDiscriminator` (`projection`), or the same D blind to the codes (`plain`)."
+    if preset.gan_disc=='consortium': return MultiScaleDiscriminator(preset)
+    return ProjectionDiscriminator(preset, conditional=preset.gan_disc=='projection')
 
 # %% ../nbs/07_gan.ipynb #cc36dfcf
 class CondGAN(nn.Module):
@@ -716,6 +717,7 @@ def judge_gan(gan:CondGAN, # the trained module (`gan.sampler` draws)
     if real.judge_features is None: raise GANError("RealFeatures was computed without the judge: pass judge= to it")
     g = torch.Generator().manual_seed(seed)
     p,dev = gan.preset,next(gan.generator.parameters()).device
+    gan.eval()
     gen = lambda z: _batched(gan.sampler, z.to(dev))
     read = lambda z, col: judge_read(judge, gen(z))[col].to_numpy()
     rnd = lambda n,d: torch.randn(n, d, generator=g)

@@ -1,0 +1,76 @@
+"""Each addition of the `cpu` preset's GAN, on and off, graded by the independent judge.
+
+    python benchmarks/gan_ablation.py --run runs/notebooks-cpu --variants cpu,no_ema,paper_d --epochs 10,20,30 --json out.json
+
+For every variant a run folder is made beside `--run` (`<run>-ablation-<variant>`) with the preset's GAN keys
+overridden, the same images (hard links), the same trained S, Enc and judge (copies), and the run's seed. Its GAN
+is trained by `gan.train_gan` (the library's stage, nothing else) to each epoch count in turn, resuming, and
+measured each time, so every variant also gives a curve of the judge's measures against training minutes.
+The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
+"""
+import argparse, dataclasses, json, os, shutil, time
+from pathlib import Path
+
+from animestyle.core import RunDir
+from animestyle.gan import train_gan
+
+# variant -> preset overrides; 'cpu' is the preset as it stands, every other variant changes one thing
+VARIANTS = {
+    'cpu': {},
+    'no_ema': dict(gan_ema=0.),                         # samples from G itself
+    'adam_0.9': dict(gan_beta1=0.9),                    # Adam's default first beta (fastai's)
+    'content_normal': dict(gan_content_prior='normal'), # v from N(0, I), as §4
+    'style_normal': dict(gan_style_prior='normal', gan_content_prior='normal'),  # both codes from N(0, I), as §4
+    'plain_d': dict(gan_disc='plain'),                  # the same D, blind to the codes
+    'paper_g': dict(gan_arch='resnet'),                 # Table 1's G: the code at its input only
+    'paper_d': dict(gan_disc='consortium'),             # §5.2's three 16-px discriminators
+    'r1': dict(gan_r1=0.1),                             # + R1 on real images
+    'augment': dict(gan_augment=True),                  # + DiffAugment (translation, cutout)
+    'mbstd': dict(gan_mbstd=True),                      # + minibatch standard deviation in D
+    'lambda_content_0.5': dict(lambda_content=0.5),     # eq. 9 weighted 10 x more
+    'no_eq8_eq9': dict(lambda_style=0., lambda_content=0.),  # only the adversarial loss
+}
+KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
+        'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
+
+
+def _link_tree(src, dst):
+    def link(s, d):
+        try: os.link(s, d)
+        except OSError: shutil.copy2(s, d)
+    shutil.copytree(src, dst, copy_function=link)
+
+
+def variant_run(src:RunDir, name:str, over:dict) -> RunDir:
+    "A run folder beside `src` with the GAN keys `over`, the same images, S, Enc and judge."
+    path = src.path.with_name(f'{src.path.name}-ablation-{name}')
+    run = RunDir(path, dataclasses.replace(src.preset, **over).validate(), seed=src.seed)
+    for stage in ('style', 'content', 'judge'):
+        for f in (src.path/stage).glob('*'):
+            if f.is_file() and f.suffix in ('.safetensors', '.json') and not (path/stage/f.name).exists():
+                (path/stage).mkdir(parents=True, exist_ok=True); shutil.copy2(f, path/stage/f.name)
+    if not (path/'data').exists(): _link_tree(src.path/'data', path/'data')
+    return run
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--run', required=True); ap.add_argument('--variants', default=','.join(VARIANTS))
+    ap.add_argument('--epochs', default=None, help="epoch counts to measure at, e.g. 10,20,30 (default: the preset's gan_epochs)")
+    ap.add_argument('--json', default='')
+    a = ap.parse_args()
+    src = RunDir(a.run, create=False)
+    out = json.loads(Path(a.json).read_text()) if a.json and Path(a.json).is_file() else {}
+    for name in a.variants.split(','):
+        over = VARIANTS[name]
+        run = variant_run(src, name, over)
+        curve, t0 = [], time.perf_counter()
+        for e in map(int, (a.epochs or str(run.preset.gan_epochs)).split(',')):
+            m = train_gan(run, epochs=e)['metrics']
+            curve.append(dict(epochs=e, minutes=round(m['train_seconds']/60, 2), **{k: m.get(k) for k in KEYS}))
+            print(name, json.dumps(curve[-1]), flush=True)
+        out[name] = dict(overrides=over, curve=curve, date=time.strftime('%Y-%m-%d'), wall_s=round(time.perf_counter()-t0, 1))
+        if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == '__main__': main()
