@@ -580,7 +580,7 @@ def interpret_dimensions(ss:StyleSpace, # the trained networks (of a run with gr
         for sgn in (-1, 1):
             u = z.style.clone(); u[:, k-1] = sgn*amplitude
             reads.append(judge_factors(ss.judge, ss.generate_lab(u, z.content, z.noise)).reindex(columns=T.columns, fill_value=0.))
-        eff = (reads[1]-reads[0]).mean(0)/sd
+        eff = (reads[1]-reads[0]).mean(axis=0)/sd
         corr = T.corrwith(pd.Series(tc.u[:, k-1].numpy()))
         for c in T.columns:
             recs.append(dict(dim=k, factor=_factor_of(c), level=c, effect=eff[c], real_corr=corr.get(c, np.nan)))

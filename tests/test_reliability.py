@@ -327,8 +327,8 @@ def test_kill_pipeline_during_gan_then_rerun(ref, tmp_path):
     (w, _), (rw, _) = weights(run.gan/'weights.safetensors'), weights(ref.gan/'weights.safetensors')
     m, rm = [json.loads((r.gan/'metrics.json').read_text()) for r in (run, ref)]
     for x in (m, rm):
-        x.pop('train_seconds')
-        for h in x['history']: h.pop('time', None)
+        x.pop('train_seconds'); x.pop('seconds', None)
+        for h in x['history']: h.pop('time', None); h.pop('minutes', None)
     d_m, d_w = max_diff(m, rm), max_diff(w, rw)
     record('gan (pipeline)', command='pipeline --ckpt-every 4', killed_after_step=14, in_flight_step=15, total_steps=18,
            resumed_at_step=at, steps_lost=14-at, max_metric_diff=d_m, max_weight_diff=d_w,
