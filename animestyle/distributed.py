@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/distributed.html.md"""
 
 # %% ../nbs/11_distributed.ipynb #8173ebbc
 from __future__ import annotations
-import contextlib, functools, hashlib, os, random, subprocess, sys, tempfile, time
+import contextlib, copy, functools, hashlib, os, random, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,13 @@ def shard_rows(idxs, # the cache rows a loader serves
     return idxs[(np.arange(len(idxs)) // block) % world_size == rank]
 
 # %% ../nbs/11_distributed.ipynb #838696c4
+def _subset(ds, rows):
+    "`ds` (a `CacheDataset` or a subclass) restricted to the cache rows `rows`, in its order, keeping its class and its labels."
+    sub = copy.copy(ds)
+    pos = np.flatnonzero(np.isin(ds.idxs, rows))
+    sub.idxs,sub.labels = ds.idxs[pos],ds.labels[pos]
+    return sub
+
 class ShardedDL(DistributedDL):
     "fastai's `DistributedDL`, CPU-safe; a `CacheDL` is cut into fixed per-rank shards of the image cache."
     def __init__(self, dl, # the single-process loader
@@ -82,8 +89,8 @@ class ShardedDL(DistributedDL):
         ds = dl.dataset
         shards = [shard_rows(ds.idxs, r, self.world_size, block) for r in range(self.world_size)]
         self.rows = shards[self.rank]
-        self.dl = CacheDL(CacheDataset(ds.cache, self.rows), bs=dl.bs, pk=dl.pk, shuffle=dl.shuffle,
-                          drop_last=dl.drop_last, device=dl.device, num_workers=dl.num_workers)
+        self.dl = type(dl)(_subset(ds, self.rows), bs=dl.bs, pk=dl.pk, shuffle=dl.shuffle,  # the loader's own kind (a judge's, a stage's)
+                           drop_last=dl.drop_last, device=dl.device, num_workers=dl.num_workers)
         self.dataset = self.dl.dataset
         m = min(len(s) for s in shards)
         self.n = self.n_padded = (m // self.bs) * self.bs if self.drop_last else m
@@ -151,6 +158,7 @@ class ShardedTrainer(DistributedTrainer):
         super().before_validate()
 
     def after_fit(self):
+        for b in self.ddp.module.buffers(): dist.broadcast(b.data, 0)  # batch-norm statistics: every rank ends with rank 0's
         self.learn.model,self.learn.dls.loaders = self.ddp.module,self.old_dls
 
 # %% ../nbs/11_distributed.ipynb #f7bf1c88

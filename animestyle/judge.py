@@ -216,7 +216,7 @@ def _paths(run): return run.stage('judge')/'weights.safetensors',run.stage('judg
 
 def train_judge(run:RunDir, # the run: its cache, preset and seed
                 epochs:int=None, # default `preset.judge_epochs`
-                bs:int=64, # batch size
+                bs:int=64, # batch size (at most an eighth of the training images)
                 lr:float=3e-3, # peak one-cycle learning rate
                 seed:int=None, # default `run.seed + 1`: not the seed of any GAN stage
                 force:bool=False, # retrain even if the run holds a trained judge
@@ -233,6 +233,7 @@ def train_judge(run:RunDir, # the run: its cache, preset and seed
     m = cache.manifest
     train,test = np.flatnonzero(m.split.values=='train'),np.flatnonzero(m.split.values=='test')
     device = torch.device(device or default_device())
+    bs = max(1, min(bs, len(train)//8))  # a small collection still gets several batches an epoch (on each rank of a launcher)
     mk = lambda idx,tr: JudgeDL(JudgeDataset(cache, idx, heads), bs=bs, shuffle=tr, drop_last=tr, device=device)
     dls = DataLoaders(mk(train, True), mk(test if len(test) else train, False), device=device)
     judge = Judge(heads)
@@ -242,7 +243,8 @@ def train_judge(run:RunDir, # the run: its cache, preset and seed
     learn = Learner(dls, judge.to(device), loss_func=JudgeLoss(heads, judge.y_mean, judge.y_std), opt_func=opt_func('adam'),
                     metrics=[HeadAccuracy(j, names[c]) for j,(c,_) in enumerate(heads) if c in names],
                     cbs=[RandomShift(), *accel_cbs(device)])
-    learn.fit_one_cycle(epochs or run.preset.judge_epochs, lr)
+    from animestyle.distributed import maybe_distrib
+    with maybe_distrib(learn): learn.fit_one_cycle(epochs or run.preset.judge_epochs, lr)  # data-parallel under a launcher
     judge.eval()
     scores = judge_scores(judge, cache, test) if len(test) else {}
     metrics = dict(judge_real_artist=scores.get('artist_id'), judge_real_character=scores.get('character'),
