@@ -254,19 +254,20 @@ class CondBatchNorm(nn.Module):
         return self.bn(h)*(1+g) + b
 
 class CondBNGenerator(nn.Module):
-    "DCGAN's G with the code at every layer: a linear map to the smallest map, then transposed convolutions, each followed by `CondBatchNorm` on the code and ReLU."
-    def __init__(self, preset:Preset=None # gen_features (widths at sides S/2, S/4, ...), code_dim, image_size; default the active preset
+    "DCGAN's G with the code at every layer: a linear map to the smallest map, transposed convolutions that double the side, each followed by `CondBatchNorm` on the code and ReLU, and a 3 x 3 convolution to the pixels at full resolution."
+    def __init__(self, preset:Preset=None # gen_features (widths at sides S, S/2, S/4, ...), code_dim, image_size; default the active preset
                 ):
         super().__init__()
         p = preset or get_preset()
         f = tuple(p.gen_features)
         self.features,self.image_size,self.n_in = f,p.image_size,p.code_dim
-        self.in_size = p.image_size//2**len(f)
-        if self.in_size<1 or self.in_size*2**len(f)!=p.image_size: raise LayerError(f"image side {p.image_size} must be divisible by 2^{len(f)}")
+        self.in_size = p.image_size//2**(len(f)-1)
+        if len(f)<2 or self.in_size<1 or self.in_size*2**(len(f)-1)!=p.image_size:
+            raise LayerError(f"image side {p.image_size} must be divisible by 2^{len(f)-1} (and G needs two levels or more)")
         self.input = nn.Linear(p.code_dim, f[-1]*self.in_size**2)
         self.norms = nn.ModuleList([CondBatchNorm(n, p.code_dim) for n in reversed(f)])
         self.ups = nn.ModuleList([nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a,b in zip(f[::-1][:-1], f[::-1][1:])])
-        self.out = nn.ConvTranspose2d(f[0], 3, 4, 2, 1)
+        self.out = nn.Conv2d(f[0], 3, 3, 1, 1)  # full resolution: every pixel its own weights, for lines a pixel wide and paper grain
 
     def forward(self, z):
         if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
@@ -285,19 +286,19 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, s.repeat(g)[:, None, None, None].expand(B, 1, H, W)], 1)
 
 class ProjectionDiscriminator(nn.Module):
-    "DCGAN's D on the whole image, (minibatch std), and the projection of the condition (u, v) onto its features."
-    def __init__(self, preset:Preset=None, # disc_features (each layer halves the side), d_style, d_content, gan_mbstd
+    "DCGAN's D on the whole image (after a full-resolution convolution), (minibatch std), and the projection of the condition (u, v) onto its features."
+    def __init__(self, preset:Preset=None, # disc_features (widths at sides S, S/2, ...), d_style, d_content, gan_mbstd
                  conditional:bool=True # project the condition; False: an unconditional D
                 ):
         super().__init__()
         p = preset or get_preset()
         f = tuple(p.disc_features)
         self.image_size,self.n_cond = p.image_size,(p.d_style+p.d_content if conditional else 0)
-        side = p.image_size//2**len(f)
-        if side<1: raise LayerError(f"{len(f)} halvings do not fit a {p.image_size}-px image")
-        layers,ni = [],3
-        for i,nf in enumerate(f):
-            layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=i==0), *([nn.BatchNorm2d(nf)] if i else []), nn.LeakyReLU(0.2)]; ni = nf
+        side = p.image_size//2**(len(f)-1)
+        if side<1: raise LayerError(f"{len(f)-1} halvings do not fit a {p.image_size}-px image")
+        layers = [nn.Conv2d(3, f[0], 3, 1, 1), nn.LeakyReLU(0.2)]  # full resolution first: D sees every pixel's neighbourhood
+        for i,(ni,nf) in enumerate(zip(f[:-1], f[1:])):
+            layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if p.gan_mbstd else None
         n_feat = (f[-1]+int(p.gan_mbstd))*side**2
@@ -945,7 +946,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
         judge = load_judge(run, device)
     seed_everything(seed)
     gan,centres,real = build_gan(run, cache, device, judge)
-    n_mon = min(512, len(real.features))
+    n_mon = min(256, len(real.features))
     history,done,resume,spent = [],0,None,0.
     learn = gan_learner(all_dls(cache, bs, device=device), gan, p, lr=lr, n_crit=n_crit,
                         cbs=[GANSamples(folder/'samples', _fixed_codes(gan)),
