@@ -24,12 +24,13 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.optimizer import OptimWrapper
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS',
-           'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device', 'autocast',
-           'DeviceLossLog', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb',
-           'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model',
-           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError',
-           'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS',
+           'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device',
+           'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'accel_cbs', 'seed_everything',
+           'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json',
+           'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
+           'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot',
+           'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -196,12 +197,32 @@ def default_device(prefer:str=None # 'cuda', 'mps' or 'cpu'; default: the best a
     if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available(): return torch.device('mps')
     return torch.device('cpu')
 
+CPU_BF16_ENV = 'ANIMESTYLE_CPU_BF16'
+
+def cpu_bf16() -> bool:
+    "Whether this CPU multiplies bfloat16 natively (AMX or AVX-512 BF16), so that bf16 autocast makes it faster; `ANIMESTYLE_CPU_BF16=0` says no."
+    if os.environ.get(CPU_BF16_ENV, '1').strip().lower() in ('0', 'false', 'no', 'off'): return False
+    return any(f() for f in (getattr(torch.cpu, n, None) for n in ('_is_amx_tile_supported', '_is_avx512_bf16_supported')) if f)
+
 def autocast(device=None # device the computation runs on
             ):
-    "bf16 autocast on CUDA, a no-op context elsewhere."
+    "bf16 autocast on CUDA and on a CPU with native bf16 (`cpu_bf16`), a no-op context elsewhere."
     device = torch.device(device or default_device())
     if device.type=='cuda': return torch.autocast('cuda', dtype=torch.bfloat16)
+    if device.type=='cpu' and cpu_bf16(): return torch.autocast('cpu', dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+class CPUMixedPrecision(Callback):
+    "fastai's `MixedPrecision` for the CPU: the forward pass and the loss in bf16 autocast (bf16 has fp32's range, so no gradient scaler)."
+    order = 10
+    def before_batch(self): self.ctx = torch.autocast('cpu', dtype=torch.bfloat16); self.ctx.__enter__()
+    def _exit(self):
+        if getattr(self, 'ctx', None) is not None: self.ctx.__exit__(None, None, None); self.ctx = None
+    def after_loss(self):
+        self._exit()
+        self.learn.loss_grad = self.learn.loss_grad.float(); self.learn.loss = self.learn.loss.float()  # a bf16 loss in fp32 for the recorder
+    def after_cancel_batch(self): self._exit()
+    def after_fit(self): self._exit()
 
 class _DeviceSmoothLoss(AvgSmoothLoss):
     "fastai's `AvgSmoothLoss`, kept on the loss's device: no copy to the host per batch."
@@ -242,8 +263,11 @@ class DeviceLossLog(Callback):
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
-    "fastai callbacks for fast training on CUDA: bf16 `MixedPrecision` (and `ChannelsLast`), the loss kept on the device; none elsewhere."
+    "fastai callbacks for fast training: on CUDA bf16 `MixedPrecision` (and `ChannelsLast`) with the loss kept on the device; on a CPU with native bf16, `CPUMixedPrecision` (and `ChannelsLast`); none elsewhere."
     device = torch.device(device or default_device())
+    if device.type=='cpu' and cpu_bf16():
+        from fastai.callback.channelslast import ChannelsLast
+        return [ChannelsLast()]*channels_last + [CPUMixedPrecision()]
     if device.type!='cuda': return []
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast

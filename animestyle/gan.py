@@ -301,9 +301,10 @@ class ProjectionDiscriminator(nn.Module):
             layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
         self.mbstd = MinibatchStd() if p.gan_mbstd else None
-        n_feat = (f[-1]+int(p.gan_mbstd))*side**2
-        self.out = nn.Linear(n_feat, 1)
-        self.embed = nn.Linear(self.n_cond, n_feat, bias=False) if self.n_cond else None
+        n_map = f[-1]+int(p.gan_mbstd)
+        self.out = nn.Linear(n_map*side**2, 1)  # realism: DCGAN's last layer, over every position of the last map
+        self.embed = nn.Linear(self.n_cond, n_map, bias=False) if self.n_cond else None  # the code, against the pooled features
+        if self.embed is not None: nn.init.zeros_(self.embed.weight)  # starts unconditional; a random start puts logits in the tens
 
     def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
                 cond:torch.Tensor=None # (B, d_style + d_content) the codes that go with them
@@ -313,11 +314,10 @@ class ProjectionDiscriminator(nn.Module):
             raise GANError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
         h = self.body(x)
         if self.mbstd is not None: h = self.mbstd(h)
-        h = h.flatten(1)
-        out = self.out(h)
+        out = self.out(h.flatten(1))
         if self.embed is not None:
             if cond is None or cond.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
-            out = out + (self.embed(cond)*h).sum(1, keepdim=True)
+            out = out + (self.embed(cond)*h.mean((2, 3))).sum(1, keepdim=True)
         return [out]
 
 # %% ../nbs/07_gan.ipynb #7ad654d1
@@ -472,8 +472,9 @@ class CondGANLoss(nn.Module):
         self.phase = 'gen'
         u,v,_ = split_code(z, self.gan.preset)
         self.g_gan = g_adv_loss(self.gan.critic_logits(pred, z))
-        self.g_style = style_loss(self.gan.style(pred), u)
-        self.g_content = content_loss(self.gan.content(pred), v)
+        zero = pred.new_zeros(())  # a term weighted 0 is not computed: S and Enc then cost nothing
+        self.g_style = style_loss(self.gan.style(pred), u) if self.lambda_style else zero
+        self.g_content = content_loss(self.gan.content(pred), v) if self.lambda_content else zero
         self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content
         return self.g_loss
 

@@ -29,6 +29,9 @@ VARIANTS = {
     'mbstd': dict(gan_mbstd=True),                      # + minibatch standard deviation in D
     'lambda_content_0.5': dict(lambda_content=0.5),     # eq. 9 weighted 10 x more
     'no_eq8_eq9': dict(lambda_style=0., lambda_content=0.),  # only the adversarial loss
+    'wide': dict(gen_features=(32, 64, 128, 256, 256), disc_features=(32, 64, 128, 256, 256)),  # twice the width at full resolution
+    'lr_4e-4': dict(gan_lr=4e-4),
+    'bs_16': dict(gan_bs=16),
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')

@@ -160,3 +160,22 @@ def test_write_report(run):
         assert (rep.parent/f'{name}.png').exists() and f'alt="{name}"' in page
     assert 'data:image/png;base64,' in page and 'http://' not in page and 'https://' not in page
     assert (rep.parent/'interpretation.csv').exists() and (rep.parent/'metrics.json').exists()
+
+
+def test_the_explorer_and_the_report_draw_with_gs_moving_average(ss, run):
+    "StyleSpace (the report's and the explorer's networks) holds the moving average of G, not the G that trained."
+    from animestyle.core import load_checkpoint
+    t, _ = load_checkpoint(run.gan/'weights.safetensors')
+    ema = {k[len('G_ema.'):]: v for k, v in t.items() if k.startswith('G_ema.')}
+    raw = {k[len('G.'):]: v for k, v in t.items() if k.startswith('G.')}
+    assert ema and any(not torch.equal(ema[k], raw[k]) for k in ema)
+    sd = ss.G.state_dict()
+    assert all(torch.equal(sd[k].cpu(), ema[k]) for k in ema)
+
+
+def test_the_report_says_what_real_data_cannot_measure(ss):
+    from animestyle.analysis import unmeasured
+    assert unmeasured(ss) == []  # the synthetic default measures everything
+    bare = StyleSpace.__new__(StyleSpace); bare.cache = type('C', (), {'manifest': ss.cache.manifest[['artist', 'artist_id', 'split']]})()
+    missing = unmeasured(bare)
+    assert len(missing) == 3 and any('character' in m for m in missing) and any('style factors' in m for m in missing)
