@@ -1007,15 +1007,25 @@ def load_gan(run:RunDir, # a run with a trained GAN stage
 
 # %% ../nbs/07_gan.ipynb #2d4d96b3
 @torch.no_grad()
-def style_content_grid(G:nn.Module, # the generator
+def style_content_grid(G:nn.Module, # the generator (the moving average, as every sample)
                        preset:Preset, # gives the code sizes
                        styles:torch.Tensor, # (n_cols, d_style) normalised style codes (columns)
                        contents:torch.Tensor, # (n_rows, d_content) content codes (rows)
                        noise:torch.Tensor=None, # (d_noise,) shared noise; default zeros (the prior's mode)
+                       real_cols:np.ndarray=None, # (n_cols, S, S, 3) uint8: a real image per column, shown above it
+                       real_rows:np.ndarray=None # (n_rows, S, S, 3) uint8: a real image per row, shown left of it
                       ) -> np.ndarray:
-    "Figure 2: a uint8 RGB grid, row i = content i, column j = style j."
+    "Figure 2: a uint8 RGB grid, row i = content i, column j = style j; real images (if given) in an extra first row and column."
+    from animestyle.core import rgb_to_lab
     dev = next(G.parameters()).device
     R,C = len(contents),len(styles)
     w = torch.zeros(preset.d_noise) if noise is None else noise
     z = join_code(styles.repeat(R, 1), contents.repeat_interleave(C, 0), w[None].expand(R*C, -1))
-    return to_rgb_grid(G(z.to(dev).float()), C)
+    x = G(z.to(dev).float()).float().cpu().view(R, C, 3, preset.image_size, preset.image_size)
+    if real_cols is None and real_rows is None: return to_rgb_grid(x.flatten(0, 1), C)
+    lab = lambda a: rgb_to_lab(torch.from_numpy(np.asarray(a)).permute(0, 3, 1, 2).contiguous())
+    white = rgb_to_lab(torch.ones(1, 3, preset.image_size, preset.image_size))
+    top = lab(real_cols) if real_cols is not None else white.expand(C, -1, -1, -1)
+    left = lab(real_rows) if real_rows is not None else white.expand(R, -1, -1, -1)
+    x = torch.cat([torch.cat([white, top])[None], torch.cat([left[:, None], x], 1)])
+    return to_rgb_grid(x.flatten(0, 1), C+1)
