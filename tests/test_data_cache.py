@@ -269,3 +269,7 @@ def test_a_trained_run_refuses_changed_files_and_keeps_a_legacy_record(tmp_path)
     (run.path/'config.json').write_text(json.dumps(cfg))             # a run prepared before runs recorded their data
     assert recorded_data(run)['source'] == str(mine.resolve()) and recorded_data(run)['already_cropped'] is True
     assert prepare_data(run).meta['built'] == built
+    (mine/'ink_wash'/'new.jpg').unlink()
+    meta = json.loads((run.data/'meta.json').read_text()); meta['key'].pop('image_root'); meta['key']['code'] = 'older'
+    (run.data/'meta.json').write_text(json.dumps(meta))               # a cache an earlier version built from the same files
+    assert prepare_data(run, mine, already_cropped=True).meta['built'] == built

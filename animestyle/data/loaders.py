@@ -328,8 +328,8 @@ def _record(run, spec):
     if cfg.get('data') != spec: save_json(run.path/'config.json', {**cfg, 'data': spec})
 
 def _same_input(a, b):
-    "Two cache keys that differ at most in the code that built them."
-    return {k: v for k, v in a.items() if k != 'code'} == {k: v for k, v in b.items() if k != 'code'}
+    "Two cache keys of the same input: they differ at most in the code that built them (and in fields an older key lacks)."
+    return all(a[k] == b[k] for k in set(a) & set(b) if k != 'code')
 
 def prepare_data(run:RunDir, # the run: its preset gives the image size and synth_* counts, its seed the split
                  source=None, # 'synthetic', a folder per artist, or Danbooru metadata (.json/.jsonl); None: the run's own, else synthetic
