@@ -212,11 +212,12 @@ def test_format_is_read_from_the_layout(tmp_path):
     mine = _artists(tmp_path/'mine')
     (mine/'collection.json').write_text('{\n  "title": "my crops"\n}\n')     # a pretty-printed JSON: not JSON lines
     (mine/'README.md').write_text('notes'); (mine/'list.csv').write_text('a,b\n')
+    (mine/'.thumbs').mkdir(); Image.fromarray(_portrait(7, 16)).save(mine/'.thumbs'/'t.png'); (mine/'.DS_Store').write_bytes(b'\0')
     assert detect_format(mine) == 'folder'
     items, skipped = scan_folder(mine)
-    assert len(items) == 6 and sorted(r for _, r in skipped) == ['not in an artist folder'] * 3
+    assert len(items) == 6 and sorted(r for _, r in skipped) == ['hidden'] * 2 + ['not in an artist folder'] * 3
     cache = build_cache(tmp_path/'c', plan_source(mine, size=SIZE, already_cropped=True, min_per_artist=3, min_test=1))
-    assert cache.meta['skipped'] == {'not in an artist folder': 3} and len(cache) == 6
+    assert cache.meta['skipped'] == {'not in an artist folder': 3, 'hidden': 2} and len(cache) == 6 and cache.artists == ['artist_0', 'artist_1']
     _danbooru(tmp_path/'release')
     assert detect_format(tmp_path/'release') == detect_format(tmp_path/'release'/'metadata') == 'danbooru'
     assert detect_format(tmp_path/'release'/'metadata'/'2021.jsonl') == 'danbooru'

@@ -224,6 +224,7 @@ def scan_folder(root # a folder holding one sub-folder per artist
     items, skipped, seen = [], [], {os.path.realpath(root)}
     for e in sorted(os.scandir(root), key=lambda e: e.name):
         p = Path(e.path)
+        if e.name.startswith('.'): skipped.append((str(p), 'hidden')); continue  # .thumbnails/, .DS_Store: never an artist
         try: is_dir = e.is_dir()
         except OSError: is_dir = False
         if not is_dir:
@@ -300,7 +301,7 @@ def detect_format(source # a folder per artist, or Danbooru metadata (a .json/.j
         raise SourceError(f"{p} is a file but not Danbooru metadata (.json/.jsonl): give a folder with one sub-folder per artist, or the metadata")
     try: entries = sorted(p.iterdir())
     except OSError as e: raise SourceError(f"data source {p} cannot be read ({e.strerror})") from None
-    dirs = [d for d in entries if d.is_dir() and d.name not in DANBOORU_IMAGE_DIRS]
+    dirs = [d for d in entries if d.is_dir() and d.name not in DANBOORU_IMAGE_DIRS and not d.name.startswith('.')]
     artists = [d.name for d in dirs if _holds(d, IMAGE_EXTS)]
     meta_dirs = [d.name + '/' for d in dirs if d.name not in artists and _holds(d, META_EXTS)]
     trees = [d + '/' for d in DANBOORU_IMAGE_DIRS if (p/d).is_dir()]
