@@ -556,7 +556,7 @@ def summarise_style(run:RunDir, # the run
         f'eq. 10 ratio at d_style <= half the baseline': bool(ratio[ds]<=0.5*curves['ratio baseline'][ds]) if base else None,
     }
     not_measured = {}
-    if not base: not_measured['baseline'] = 'the classification baseline was not trained (skip_baseline): its curves, D\' and the two claims against it'
+    if not base: not_measured['baseline'] = 'the classification baseline was not trained (baseline=False, --skip-baseline): its curves, D\' and the two claims against it'
     if corr is None: not_measured['factor_correlation_max'] = 'the data have no ground-truth style factors (style_* columns of the manifest)'
     if eq1 is None: not_measured['eq1_vs_eq2'] = "eq. 1 was not trained (evaluate_style(extras=True) and notebook 05 compare it)"
     grid = [d for d in curves.index if (d & (d-1))==0 or d==D]
@@ -573,6 +573,8 @@ def summarise_style(run:RunDir, # the run
 
 # %% ../nbs/05_style.ipynb #96a3c1f8
 log = logging.getLogger('animestyle.style')
+
+_ROLE = dict(centres='eqs. 2 + 3, nearest learned centre', softmax='classification baseline: softmax on the same S')
 
 def _fingerprint(path): return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
 
@@ -599,10 +601,13 @@ def evaluate_style(run:RunDir=None, # the run; default `core.notebook_run()`
     run = run or notebook_run()
     cache = cache if cache is not None else prepare_data(run)
     p = run.preset
+    if not (run.style/'style.safetensors').is_file(): log.info(f"training the metric model ({_ROLE['centres']})")
     train_style(run, cache, **kw)
     variants = [('metric','centres',True)] + [('baseline','softmax',True)]*baseline + [('baseline plain','softmax',False)]*extras
     models,histories = {},{}
     for name,method,nested in variants:
+        done = (run.style/f'{_variant(method, nested)}.safetensors')
+        if not (done.is_file() and load_checkpoint(done)[1].get('finished')): log.info(f"training the {name} model ({_ROLE[method]})")
         models[name],histories[name.replace(' ','_')] = fit_style(run, method, nested, cache=cache, **kw)
     prints = {name:_fingerprint(run.style/f'{_variant(m, n)}.safetensors') for name,m,n in variants}
     out,fig1 = run.style/'metrics.json',run.style/'figure1.png'

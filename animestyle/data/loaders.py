@@ -311,7 +311,7 @@ def data_spec(run:RunDir, # the run
         if have['source'] != src: was, now = f"images from {have['source']}", f"data {src}"
         else:
             diff = [k for k in spec if spec[k] != have.get(k)]
-            was, now = f"{src} with {_describe(have, diff)}", ', '.join(f"{option_flag(k)} {spec[k]!r}" for k in diff)
+            was, now = f"the images of {src} read with {_describe(have, diff)}", ', '.join(f"{option_flag(k)} {spec[k]!r}" for k in diff)
         raise ValueError(f"run {run.path} was trained ({', '.join(trained)}) on {was}; {now} would replace them: use a new --run folder")
     return spec
 
