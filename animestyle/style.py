@@ -109,7 +109,7 @@ class StyleModel(nn.Module):
         self.encoder = StyleEncoder(preset)
         self.register_buffer('counts', torch.as_tensor(counts, dtype=torch.float32))
         self.register_buffer('weights', nested_dropout_weights(D, preset.style_t).float())
-        self.log_h = nn.Parameter(-0.5*torch.log(torch.arange(1., D+1)))
+        self.log_h = nn.Parameter(-0.5*torch.log(torch.arange(1., D+1)), requires_grad=nested and method!='softmax')  # only eq. 3's distances use h_d
         if method=='centres': self.centres = nn.Parameter(torch.randn(C, D))
         if method=='softmax': self.classifier = nn.Linear(D, C)
 
