@@ -6,23 +6,24 @@ Docs: https://animestyle.github.io/animestyle/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #b6feaec0
 from __future__ import annotations
-import importlib, inspect, json, logging, os, sys, time, warnings
+import contextlib, importlib, inspect, json, logging, os, shutil, sys, time, typing, warnings
 from pathlib import Path
 
+from fastcore.meta import delegates
 from fastcore.script import anno_parser
 
 from . import core
 from .core import CheckpointError, DivergenceError, RunDir, RunDirError, get_preset, seed_everything
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'TRAINED', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'StageUnavailable',
-           'stage_func', 'open_run', 'data_source', 'train_options', 'run_stage', 'prepare', 'train_style',
-           'train_content', 'train_gan', 'report', 'pipeline', 'main', 'cli']
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'StageUnavailable',
+           'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options', 'run_stage',
+           'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report', 'pipeline', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
     prepare=('animestyle.data.loaders', 'prepare_data'),
-    style=('animestyle.style', 'train_style'),
+    style=('animestyle.style', 'evaluate_style'),
     content=('animestyle.content', 'train_content'),
     gan=('animestyle.gan', 'train_gan'),
     report=('animestyle.analysis', 'write_report'),
@@ -63,32 +64,36 @@ def open_run(preset:str=None, # preset name; default $ANIMESTYLE_PRESET, else cp
     return r
 
 # %% ../nbs/10_cli.ipynb #5adf5857
-TRAINED = ('style', 'content', 'gan')
+def data_options(already_cropped:bool=False, # the images are face crops already: no face detection
+                 format:str=None, # how to read --data: auto (read the layout; the default), folder or danbooru
+                 min_per_artist:int=None, # drop artists with fewer usable works (default 50, as §5.1)
+                 threshold:float=None, # minimum AnimeFace likelihood of a face, 0 to 1 (default 0.5)
+                 margin:float=None, # side of a face crop relative to the face box (default 1.0)
+                 max_faces:int=None, # keep at most this many faces per image, likeliest first (default all)
+                 image_root:str=None, # Danbooru: the folder holding original/ or 512px/ (default beside the metadata)
+                 test_frac:float=None # held-out fraction of each artist's images, at least 10 of them (default 0.1)
+                ) -> dict:
+    "The ingestion options as `prepare_data` takes them: None for each one not given, which keeps the run's own value."
+    return dict(already_cropped=True if already_cropped else None, format=format, min_per_artist=min_per_artist, threshold=threshold,
+                margin=margin, max_faces=max_faces, image_root=image_root, test_frac=test_frac)
 
-def _check_data(data):
-    "Refuse a `--data` that names nothing, before any folder is made."
+def takes_data_options(f):
+    "`f` with the flags of `data_options` in its signature, through fastcore's `delegates`, their types evaluated for the parser."
+    f = delegates(data_options)(f)
+    hints = {**typing.get_type_hints(data_options), **typing.get_type_hints(f)}  # this module's annotations are strings
+    f.__signature__ = f.__signature__.replace(parameters=[q.replace(annotation=hints.get(q.name, q.annotation))
+                                                          for q in f.__signature__.parameters.values()])
+    return f
+
+def _check_data(data, opts=None):
+    "Refuse a `--data` that names nothing, options no source could use, or an ambiguous layout, before any folder is made."
+    from animestyle.data.ingest import check_options, detect_format
     if data is not None and data!='synthetic' and not Path(data).exists():
         raise ValueError(f"--data {data}: no such file or folder; give 'synthetic', a folder with one subfolder per artist, "
                          f"or Danbooru metadata (.json/.jsonl)")
-
-def _cache_source(r):
-    "Where the run's image cache came from ('synthetic' or a resolved path), or None."
-    try: return json.loads((r.path/'data'/'meta.json').read_text())['key']['source']
-    except (OSError, ValueError, KeyError, TypeError): return None
-
-def data_source(r:RunDir, # the run
-                data:str=None # the user's `--data`; None: what the run was prepared from, else synthetic
-               ) -> str:
-    "The data source of `r`, refusing one that would replace the images its trained stages learned from."
-    _check_data(data)
-    have = _cache_source(r)
-    if data is None: return have or 'synthetic'
-    want = data if data=='synthetic' else str(Path(data).resolve())
-    trained = [s for s in TRAINED if any((r.path/s).glob('*.safetensors'))]
-    if have is not None and want!=have and trained:
-        raise ValueError(f"run {r.path} was trained ({', '.join(trained)}) on images from {have}; --data {data} would replace "
-                         f"them: use a new --run folder")
-    return data
+    given = {k:v for k,v in (opts or {}).items() if v is not None}
+    check_options(**given)
+    if data not in (None, 'synthetic') and given.get('format', 'auto')=='auto': detect_format(data)
 
 def train_options(ckpt_every=None, # steps between resume checkpoints; default `core.ckpt_every()`
                   skip_bad_batches:bool=False # skip NaN/inf batches instead of stopping
@@ -98,7 +103,9 @@ def train_options(ckpt_every=None, # steps between resume checkpoints; default `
 
 def run_stage(name:str, # a stage of `PIPELINE`
               r:RunDir, # the run
-              data:str='synthetic', # data source, for `prepare`
+              data:str=None, # data source, for `prepare`; None: the run's own
+              data_kw:dict=None, # `data_options()`, for `prepare`
+              skip_baseline:bool=False, # for `style`: train and measure the metric model alone
               **train_kw # `train_options()`, for the training stages
              ):
     "Run stage `name` on `r`, printing what it did and how long it took."
@@ -107,62 +114,95 @@ def run_stage(name:str, # a stage of `PIPELINE`
     seed_everything(r.seed)
     start = time.time()
     if name=='prepare':  # in a data-parallel job the main process builds the cache; the others then open it
-        with main_process_first(): out = fn(r, source=data)
+        with main_process_first(): out = fn(r, source=data, **(data_kw or {}))
     elif name=='report' and not core.is_main_process(): out = None  # evaluation only: the other ranks need not repeat it
-    else: out = fn(r, **(train_kw if name in TRAINED else {}))
+    elif name=='style': out = fn(r, baseline=not skip_baseline, **train_kw)
+    else: out = fn(r, **({} if name=='report' else train_kw))
     core.barrier()
-    if core.is_main_process(): print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
+    if core.is_main_process():
+        if name=='prepare':
+            sk = out.meta.get('skipped') or {}
+            print(f"[prepare] {len(out)} images of {len(out.artists)} artists ({(out.manifest.split=='test').sum()} held out)"
+                  + (f"; skipped: {', '.join(f'{k} {v}' for k,v in sk.items())}" if sk else ''))
+        print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
     return out
 
-def _open(preset, run, seed, data):
-    "Join the launcher's process group if there is one, then open the run (the main process first) and check `data`."
+def _open(preset, run, seed, data, data_kw):
+    "Join the launcher's process group if there is one, open the run (the main process first) and check its data."
     from animestyle.distributed import init_distributed, main_process_first
+    from animestyle.data.loaders import data_spec
     init_distributed()
     with main_process_first():
         r = open_run(preset, run, seed)
-        return r, data_source(r, data)
+        data_spec(r, data, **data_kw)
+        return r
 
-def _run(stages, preset, run, data, seed, ckpt_every=None, skip_bad_batches=False):
+@contextlib.contextmanager
+def new_run_guard(run:str # the run directory a command is about to use
+                 ):
+    "Remove `run` again if this command made it and fails before writing more than its config.json (and lock files)."
+    new = not Path(run).exists()
+    try: yield
+    except BaseException:
+        p = Path(run)
+        if new and core.is_main_process() and p.is_dir() and all(q.name=='config.json' or q.name.endswith('.lock') for q in p.iterdir()):
+            shutil.rmtree(p)
+        raise
+
+def _run(stages, preset, run, data, seed, data_kw, ckpt_every=None, skip_bad_batches=False, skip_baseline=False):
     "Check every option, open the run, then run `stages` in order."
-    _check_data(data)
+    data_kw = data_options(**data_kw)
+    _check_data(data, data_kw)
     kw = train_options(ckpt_every, skip_bad_batches)
-    r,src = _open(preset, run, seed, data)
-    for s in stages: out = run_stage(s, r, src, **kw)
+    with new_run_guard(run):
+        r = _open(preset, run, seed, data, data_kw)
+        for s in stages: out = run_stage(s, r, data, data_kw, skip_baseline, **kw)
     return out
 
+@takes_data_options
 def prepare(preset:str=None, # preset: paper, cpu or tiny
             run:str='runs/demo', # run directory
             data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
-            seed:int=None): # seed of a new run (default 42)
+            seed:int=None, # seed of a new run (default 42)
+            **data_kw):
     "Build the image cache of the run."
-    return _run(('prepare',), preset, run, data, seed)
+    return _run(('prepare',), preset, run, data, seed, data_kw)
 
+@takes_data_options
 def train_style(preset:str=None, # preset: paper, cpu or tiny
                 run:str='runs/demo', # run directory
                 data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
                 seed:int=None, # seed of a new run (default 42)
                 ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
-                skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
-    "Train the style encoder (§3), preparing the data first if needed."
-    return _run(('prepare','style'), preset, run, data, seed, ckpt_every, skip_bad_batches)
+                skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
+                skip_baseline:bool=False, # train and measure the metric model alone, without the classification baseline
+                **data_kw):
+    "Train the style encoder (§3) and the classification baseline, and measure both (§6.1), preparing the data first if needed."
+    return _run(('prepare','style'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
+@takes_data_options
 def train_content(preset:str=None, # preset: paper, cpu or tiny
                   run:str='runs/demo', # run directory
                   data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
                   seed:int=None, # seed of a new run (default 42)
                   ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
-                  skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
+                  skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
+                  skip_baseline:bool=False, # style stage: train and measure the metric model alone
+                  **data_kw):
     "Train the content VAE (§4), running earlier stages first if needed."
-    return _run(('prepare','style','content'), preset, run, data, seed, ckpt_every, skip_bad_batches)
+    return _run(('prepare','style','content'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
+@takes_data_options
 def train_gan(preset:str=None, # preset: paper, cpu or tiny
               run:str='runs/demo', # run directory
               data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
               seed:int=None, # seed of a new run (default 42)
               ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
-              skip_bad_batches:bool=False): # skip a batch whose D or G loss (or gradient) is NaN or infinite, instead of stopping
+              skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or infinite, instead of stopping
+              skip_baseline:bool=False, # style stage: train and measure the metric model alone
+              **data_kw):
     "Train the conditional GAN (§4, §5.2), running earlier stages first if needed."
-    return _run(('prepare','style','content','gan'), preset, run, data, seed, ckpt_every, skip_bad_batches)
+    return _run(('prepare','style','content','gan'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
 def report(preset:str=None, # preset: paper, cpu or tiny
            run:str='runs/demo'): # run directory
@@ -170,21 +210,26 @@ def report(preset:str=None, # preset: paper, cpu or tiny
     return run_stage('report', open_run(preset, run, create=False))
 
 # %% ../nbs/10_cli.ipynb #fa99f34a
+@takes_data_options
 def pipeline(preset:str=None, # preset: paper, cpu or tiny
              run:str='runs/demo', # run directory
              data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
              seed:int=None, # seed of a new run (default 42)
              ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
-             skip_bad_batches:bool=False): # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
+             skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
+             skip_baseline:bool=False, # style stage: train and measure the metric model alone
+             **data_kw):
     "Run every stage in order on `run`, resuming where a previous run stopped."
-    _check_data(data)
+    data_kw = data_options(**data_kw)
+    _check_data(data, data_kw)
     kw = train_options(ckpt_every, skip_bad_batches)
-    r,src = _open(preset, run, seed, data)
     start = time.time()
-    for s in PIPELINE:
-        try: run_stage(s, r, src, **kw)
-        except StageUnavailable as e:
-            print(f"[{s}] skipped: {e}"); break
+    with new_run_guard(run):
+        r = _open(preset, run, seed, data, data_kw)
+        for s in PIPELINE:
+            try: run_stage(s, r, data, data_kw, skip_baseline, **kw)
+            except StageUnavailable as e:
+                print(f"[{s}] skipped: {e}"); break
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
     rep = r.path/'report'/'report.html'
     if rep.exists(): print(f"report: {rep}  (open it in a browser)")

@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/style.html.md"""
 
 # %% ../nbs/05_style.ipynb #d14e4fd7
 from __future__ import annotations
-import json, math, time
+import hashlib, json, logging, math, time
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,12 @@ from .distributed import distributed_fit
 from .layers import StyleEncoder
 
 # %% auto #0
-__all__ = ['METHODS', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms', 'pairwise_loss',
-           'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio', 'retrieval_metrics',
-           'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'RandomFlip', 'style_learner',
-           'init_style_model', 'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style', 'load_style_encoder',
-           'eq1_comparison', 'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1', 'retrieval_table',
-           'factor_correlation', 'plot_correlation', 'summarise_style']
+__all__ = ['METHODS', 'log', 'prefix_sq_distances', 'nested_dropout_weights', 'loss_same', 'loss_diff', 'nested_terms',
+           'pairwise_loss', 'centre_loss', 'StyleModel', 'embed', 'prefix_accuracy', 'class_means', 'eq10_ratio',
+           'retrieval_metrics', 'PrefixAccuracy', 'PrefixPrecision', 'StyleCheckpoint', 'train_counts', 'RandomFlip',
+           'style_learner', 'init_style_model', 'ResumedEarlyStopping', 'fit_style', 'StyleCode', 'train_style',
+           'load_style_encoder', 'eq1_comparison', 'choose_d_prime', 'test_codes', 'style_curves', 'plot_figure1',
+           'retrieval_table', 'factor_correlation', 'plot_correlation', 'summarise_style', 'evaluate_style']
 
 # %% ../nbs/05_style.ipynb #0ce8c9d6
 def prefix_sq_distances(a:torch.Tensor, # (N, D) points
@@ -109,7 +109,7 @@ class StyleModel(nn.Module):
         self.encoder = StyleEncoder(preset)
         self.register_buffer('counts', torch.as_tensor(counts, dtype=torch.float32))
         self.register_buffer('weights', nested_dropout_weights(D, preset.style_t).float())
-        self.log_h = nn.Parameter(-0.5*torch.log(torch.arange(1., D+1)))
+        self.log_h = nn.Parameter(-0.5*torch.log(torch.arange(1., D+1)), requires_grad=nested and method!='softmax')  # only eq. 3's distances use h_d
         if method=='centres': self.centres = nn.Parameter(torch.randn(C, D))
         if method=='softmax': self.classifier = nn.Linear(D, C)
 
@@ -536,29 +536,100 @@ def plot_correlation(corr:pd.DataFrame # from `factor_correlation`
 
 # %% ../nbs/05_style.ipynb #d5841bdc
 def summarise_style(run:RunDir, # the run
-                    curves:pd.DataFrame, # from `style_curves`
+                    curves:pd.DataFrame, # from `style_curves`: 'metric', and 'baseline' where it was trained
                     retrieval:pd.DataFrame, # from `retrieval_table`
-                    corr:pd.DataFrame, # from `factor_correlation`
-                    eq1:pd.DataFrame, # from `eq1_comparison`
-                    histories:dict, # name -> per-epoch history from `fit_style`
-                    n_artists:int # number of artists (chance accuracy is 1/n_artists)
+                    corr:pd.DataFrame=None, # from `factor_correlation`; None: no ground-truth style factors
+                    eq1:pd.DataFrame=None, # from `eq1_comparison`; None: not run
+                    histories:dict=None, # name -> per-epoch history from `fit_style`
+                    n_artists:int=None # number of artists (chance accuracy is 1/n_artists)
                    ) -> dict:
     "All style metrics, with D' and the paper's four claims, ready for `metrics.json`."
     p = run.preset
     D,ds = p.style_dim,p.d_style
     acc,ratio = curves['acc metric'],curves['ratio metric']
+    base = 'acc baseline' in curves
     d32 = min(32, D)
     claims = {
         f'accuracy at d_style={ds} >= 0.95': bool(acc[ds]>=0.95),
         f'accuracy at d={d32} within 0.03 of d=D={D}': bool(acc[D]-acc[d32]<=0.03),
-        'metric beats baseline at d=1 and d=2': bool(acc[1]>curves['acc baseline'][1] and acc[2]>curves['acc baseline'][2]),
-        f'eq. 10 ratio at d_style <= half the baseline': bool(ratio[ds]<=0.5*curves['ratio baseline'][ds]),
+        'metric beats baseline at d=1 and d=2': bool(acc[1]>curves['acc baseline'][1] and acc[2]>curves['acc baseline'][2]) if base else None,
+        f'eq. 10 ratio at d_style <= half the baseline': bool(ratio[ds]<=0.5*curves['ratio baseline'][ds]) if base else None,
     }
+    not_measured = {}
+    if not base: not_measured['baseline'] = 'the classification baseline was not trained (baseline=False, --skip-baseline): its curves, D\' and the two claims against it'
+    if corr is None: not_measured['factor_correlation_max'] = 'the data have no ground-truth style factors (style_* columns of the manifest)'
+    if eq1 is None: not_measured['eq1_vs_eq2'] = "eq. 1 was not trained (evaluate_style(extras=True) and notebook 05 compare it)"
     grid = [d for d in curves.index if (d & (d-1))==0 or d==D]
+    histories = histories or {}
     return dict(
         preset=p.name, D=D, d_style=ds, n_artists=n_artists, chance=1/n_artists,
-        d_prime=choose_d_prime(acc.values), d_prime_baseline=choose_d_prime(curves['acc baseline'].values),
+        d_prime=choose_d_prime(acc.values), d_prime_baseline=choose_d_prime(curves['acc baseline'].values) if base else None,
         curves={c:{int(d):round(float(curves.loc[d,c]),5) for d in grid} for c in curves.columns},
+        curves_every_d={c:[round(float(v),5) for v in curves[c]] for c in curves.columns},
         retrieval={f'{m} d={d}':{k:round(v,5) for k,v in r.items()} for (m,d),r in retrieval.to_dict('index').items()},
-        eq1_vs_eq2=eq1.round(5).to_dict(), factor_correlation_max=corr.max().round(4).to_dict(),
-        epochs={k:len(h) for k,h in histories.items()}, histories=histories, claims=claims)
+        eq1_vs_eq2=None if eq1 is None else eq1.round(5).to_dict(),
+        factor_correlation_max=None if corr is None else corr.max().round(4).to_dict(),
+        epochs={k:len(h) for k,h in histories.items()}, histories=histories, claims=claims, not_measured=not_measured)
+
+# %% ../nbs/05_style.ipynb #96a3c1f8
+log = logging.getLogger('animestyle.style')
+
+_ROLE = dict(centres='eqs. 2 + 3, nearest learned centre', softmax='classification baseline: softmax on the same S')
+
+def _fingerprint(path): return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:16]
+
+def _headline(s, n_test):
+    "One line of the numbers a user asks first: accuracy at d = 1, 2, d_style and D, for each model, and D'."
+    ds,D = s['d_style'],s['D']
+    dims = sorted({1, 2, ds, D})
+    def at(name): return ', '.join(f"{s['curves_every_d'][f'acc {name}'][d-1]:.3f}" for d in dims)
+    models = [m for m in ('metric','baseline') if f'acc {m}' in s['curves_every_d']]
+    return (f"held-out accuracy at d = {', '.join(map(str, dims))}: " + '; '.join(f"{m} {at(m)}" for m in models)
+            + f" (chance {s['chance']:.3f}: {s['n_artists']} artists, {n_test} held-out images); D' = {s['d_prime']}"
+            + (f" (baseline {s['d_prime_baseline']})" if s['d_prime_baseline'] else ''))
+
+def evaluate_style(run:RunDir=None, # the run; default `core.notebook_run()`
+                   cache=None, # its image cache; default `prepare_data(run)`: the data the run was prepared from
+                   baseline:bool=True, # also train and measure the classification baseline (nested softmax)
+                   extras:bool=False, # also the baseline without nested dropout, and eq. 1 against eq. 2
+                   force:bool=False, # measure again even if metrics.json is current
+                   **kw # passed to `fit_style` for every model it trains (epochs, patience, ckpt_every, skip_bad_batches)
+                  ) -> dict:
+    "§6.1 on the run's data: train what is missing, write `style/metrics.json` and `style/figure1.png`, return the metrics."
+    import matplotlib.pyplot as plt
+    from animestyle.data.loaders import prepare_data
+    run = run or notebook_run()
+    cache = cache if cache is not None else prepare_data(run)
+    p = run.preset
+    if not (run.style/'style.safetensors').is_file(): log.info(f"training the metric model ({_ROLE['centres']})")
+    train_style(run, cache, **kw)
+    variants = [('metric','centres',True)] + [('baseline','softmax',True)]*baseline + [('baseline plain','softmax',False)]*extras
+    models,histories = {},{}
+    for name,method,nested in variants:
+        done = (run.style/f'{_variant(method, nested)}.safetensors')
+        if not (done.is_file() and load_checkpoint(done)[1].get('finished')): log.info(f"training the {name} model ({_ROLE[method]})")
+        models[name],histories[name.replace(' ','_')] = fit_style(run, method, nested, cache=cache, **kw)
+    prints = {name:_fingerprint(run.style/f'{_variant(m, n)}.safetensors') for name,m,n in variants}
+    out,fig1 = run.style/'metrics.json',run.style/'figure1.png'
+    n_test = int((cache.manifest.split=='test').sum())
+    if not force and out.is_file() and fig1.is_file():
+        try: old = json.loads(out.read_text())
+        except ValueError: old = {}
+        if all(old.get('models', {}).get(k)==v for k,v in prints.items()) and (old.get('eq1_vs_eq2') or not extras):
+            log.info(_headline(old, n_test)); return old
+    curves = style_curves(models, cache)
+    retrieval = retrieval_table(models, cache, (p.d_style, p.style_dim))
+    corr = None
+    if any(c.startswith('style_') for c in cache.manifest.columns):
+        corr = factor_correlation(test_codes(models['metric'], cache)[0][:, :p.d_style], cache.manifest[cache.manifest.split=='test'])
+    eq1 = eq1_comparison(run, cache) if extras else None
+    summary = summarise_style(run, curves, retrieval, corr, eq1, histories, len(cache.artists))
+    summary.update(data=dict(source=cache.meta.get('name'), images=len(cache), train=len(cache)-n_test, test=n_test), models=prints)
+    summary = json.loads(json.dumps(summary))  # as metrics.json reads back: keys are strings
+    if is_main_process():
+        fig = plot_figure1(curves, p.d_style); fig.savefig(fig1, dpi=110); plt.close(fig)
+        if corr is not None: fig = plot_correlation(corr); fig.savefig(run.style/'factor_correlation.png', dpi=110); plt.close(fig)
+    save_json(out, summary)  # last: a metrics.json is current only with its figures beside it
+    barrier()
+    log.info(_headline(summary, n_test))
+    return summary

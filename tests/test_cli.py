@@ -10,6 +10,8 @@ from animestyle.cli import main
 from animestyle.core import RunDir, get_preset, save_checkpoint
 from animestyle.data.loaders import prepare_data
 
+COLLECTION = Path(__file__).resolve().parent/'fixtures'/'collection'
+
 P = get_preset('tiny')
 CLI = str(Path(sys.executable).parent/'animestyle')
 
@@ -36,6 +38,9 @@ def world(tmp_path_factory):
     (w/'junk'/'someone').mkdir(parents=True); (w/'junk'/'someone'/'x.png').write_text('not a picture')
     (w/'notes.txt').write_text('not metadata')
     (w/'photos').mkdir(); (w/'photos'/'cat.jpg').write_bytes(b'\xff\xd8 a holiday picture')
+    shutil.copytree(COLLECTION, w/'both'); (w/'both'/'metadata').mkdir(); (w/'both'/'metadata'/'posts.jsonl').write_text('{"id": 1}\n')
+    real = RunDir(w/'real', P); prepare_data(real, COLLECTION, workers=1, already_cropped=True)
+    save_checkpoint(w/'real'/'style'/'metric.safetensors', {'w': torch.ones(2)}, {'preset': 'tiny'})   # a trained stage
     return w
 
 
@@ -68,7 +73,15 @@ CLI_FAULTS = [
     ('config.json of an incompatible version', ['pipeline', '--run', '{w}/oldversion'], {}, 'incompatible animestyle version'),
     ('--data pointing to nothing', ['prepare', '--run', '{w}/new', '--data', '{w}/nothing'], {}, 'no such file or folder'),
     ('--data an empty folder', ['prepare', '--run', '{w}/fresh', '--data', '{w}/empty'], {}, 'no usable images'),
-    ('--data a file that is not metadata', ['prepare', '--run', '{w}/fresh', '--data', '{w}/notes.txt'], {}, 'malformed JSON line'),
+    ('--data a file that is not metadata', ['prepare', '--run', '{w}/fresh', '--data', '{w}/notes.txt'], {}, 'not Danbooru metadata'),
+    ('--data artist folders and Danbooru metadata', ['prepare', '--run', '{w}/new', '--data', '{w}/both'], {}, '--format folder or --format danbooru'),
+    ('--data face crops read with face detection', ['prepare', '--run', '{w}/new', '--data', str(COLLECTION)], {}, 'add --already-cropped'),
+    ('--format not a format', ['prepare', '--run', '{w}/new', '--data', str(COLLECTION), '--format', 'zip'], {}, 'must be one of auto, folder, danbooru'),
+    ('--threshold out of range', ['train-style', '--run', '{w}/new', '--data', str(COLLECTION), '--threshold', '1.5'], {}, 'threshold (--threshold) must be between 0 and 1'),
+    ('--min-per-artist below 1', ['pipeline', '--run', '{w}/new', '--data', str(COLLECTION), '--min-per-artist', '0'], {}, 'a whole number, 1 or more'),
+    ('--image-root not a folder', ['prepare', '--run', '{w}/new', '--data', str(COLLECTION), '--image-root', '{w}/nothing'], {}, 'is not a folder'),
+    ('an ingestion option on the synthetic data', ['prepare', '--run', '{w}/new', '--already-cropped'], {}, 'applies to a real data source'),
+    ('an option that would change a trained run\'s data', ['train-gan', '--run', '{w}/real', '--min-per-artist', '5'], {}, 'min_per_artist (--min-per-artist) 5 would replace them'),
     ('--data a folder of non-images', ['prepare', '--run', '{w}/fresh', '--data', '{w}/junk'], {}, 'not an image'),
     ('--data replacing the images of trained stages', ['train-gan', '--run', '{w}/trained', '--data', '{w}/junk'], {}, 'would replace them'),
     ('report of a run with no trained stage', ['report', '--run', '{w}/fresh'], {}, 'no trained style stage'),
@@ -121,3 +134,6 @@ def test_real_process_exit_status_and_stderr(world, argv, says):
 def test_help_is_not_an_error(monkeypatch):
     code, out, err = run_main(['train-style', '--help'], {}, monkeypatch)
     assert code == 0 and '--ckpt-every' in out and '--skip-bad-batches' in out and err == ''
+    for flag in ('--already-cropped', '--format', '--min-per-artist', '--threshold', '--margin', '--max-faces', '--image-root',
+                 '--test-frac', '--skip-baseline'):
+        assert flag in out, flag

@@ -1,13 +1,13 @@
 "Bad input for real-data ingestion: every bad item is skipped with a counted reason, odd modes are converted, and nothing is lost."
-import io, json, os, struct, zlib
+import io, json, logging, os, re, struct, zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from animestyle.data.ingest import (BadImage, NoImagesError, SourceError, detect_faces, load_items, plan_source,
-                                    read_image, scan_danbooru, scan_folder)
+from animestyle.data.ingest import (BadImage, NoImagesError, SourceError, check_options, detect_faces, detect_format, load_items,
+                                    plan_source, read_image, scan_danbooru, scan_folder)
 from animestyle.data.loaders import build_cache
 from animestyle.data.synthetic import draw_portrait, make_artists, make_characters
 
@@ -198,3 +198,65 @@ def test_detection_path_crops_faces(tmp_path):
     assert crops.shape == (3, SIZE, SIZE, 3)
     assert [r.get('skip') for r in recs].count('no face found') == 1
     assert all(r['likelihood'] > 0.5 for r in recs if 'skip' not in r)
+
+
+def _artists(root, n=2, per=3, size=48):
+    for a in range(n):
+        (root/f'artist_{a}').mkdir(parents=True, exist_ok=True)
+        for i in range(per): Image.fromarray(_portrait(a * per + i, size)).save(root/f'artist_{a}'/f'{i}.jpg')
+    return root
+
+
+def test_format_is_read_from_the_layout(tmp_path):
+    "Loose files beside artist folders are skipped, not read as Danbooru; Danbooru is metadata without artist folders."
+    mine = _artists(tmp_path/'mine')
+    (mine/'collection.json').write_text('{\n  "title": "my crops"\n}\n')     # a pretty-printed JSON: not JSON lines
+    (mine/'README.md').write_text('notes'); (mine/'list.csv').write_text('a,b\n')
+    (mine/'.thumbs').mkdir(); Image.fromarray(_portrait(7, 16)).save(mine/'.thumbs'/'t.png'); (mine/'.DS_Store').write_bytes(b'\0')
+    assert detect_format(mine) == 'folder'
+    items, skipped = scan_folder(mine)
+    assert len(items) == 6 and sorted(r for _, r in skipped) == ['hidden'] * 2 + ['not in an artist folder'] * 3
+    cache = build_cache(tmp_path/'c', plan_source(mine, size=SIZE, already_cropped=True, min_per_artist=3, min_test=1))
+    assert cache.meta['skipped'] == {'not in an artist folder': 3, 'hidden': 2} and len(cache) == 6 and cache.artists == ['artist_0', 'artist_1']
+    _danbooru(tmp_path/'release')
+    assert detect_format(tmp_path/'release') == detect_format(tmp_path/'release'/'metadata') == 'danbooru'
+    assert detect_format(tmp_path/'release'/'metadata'/'2021.jsonl') == 'danbooru'
+    cache = build_cache(tmp_path/'d', plan_source(tmp_path/'release', size=SIZE, already_cropped=True, min_per_artist=12, min_test=2))
+    assert len(cache) == 36                                         # the release's root: original/ and 512px/ are not artists
+    with pytest.raises(SourceError, match='not Danbooru metadata'): detect_format(mine/'README.md')
+
+
+def test_an_ambiguous_source_asks_for_format(tmp_path):
+    both = _artists(tmp_path/'both')
+    (both/'metadata').mkdir(); (both/'metadata'/'posts.jsonl').write_text(json.dumps(_post(1, 'x')) + '\n')
+    with pytest.raises(SourceError, match=r'artist_0, artist_1.*metadata/.*--format folder or --format danbooru'): detect_format(both)
+    with pytest.raises(SourceError, match='--format'): plan_source(both, size=SIZE)
+    plan = plan_source(both, size=SIZE, format='folder', already_cropped=True)     # told which: read as told
+    assert plan.key['kind'] == 'folder' and {t['artist'] for t in plan.tasks} == {'artist_0', 'artist_1'}
+    tree = _artists(tmp_path/'tree'); (tree/'original'/'0000').mkdir(parents=True)
+    Image.fromarray(_portrait(9)).save(tree/'original'/'0000'/'1000.png')
+    with pytest.raises(SourceError, match='original/'): detect_format(tree)
+
+
+@pytest.mark.parametrize('opt,value,says', [
+    ('format', 'zip', 'format (--format) must be one of auto, folder, danbooru'), ('min_per_artist', 0, 'min_per_artist (--min-per-artist)'),
+    ('min_per_artist', 2.5, 'a whole number'), ('threshold', 1.2, 'between 0 and 1'), ('margin', 0, 'above 0'),
+    ('max_faces', 0, 'max_faces (--max-faces)'), ('test_frac', 1.0, 'strictly between 0 and 1'), ('min_test', -1, '0 or more'),
+    ('image_root', '/nowhere/at/all', 'is not a folder')])
+def test_bad_options_are_one_line_errors(tmp_path, opt, value, says):
+    mine = _artists(tmp_path/'mine')
+    with pytest.raises(ValueError, match=re.escape(says)) as e: plan_source(mine, size=SIZE, **{opt: value})
+    assert len(str(e.value).splitlines()) == 1
+    with pytest.raises(ValueError): check_options(**{opt: value})
+
+
+def test_most_faces_missing_is_a_warning_with_advice(tmp_path, caplog):
+    "Face detection that loses most of a collection but not all says how many and what to do, and keeps what it found."
+    root = tmp_path/'mixed'; (root/'a').mkdir(parents=True)
+    for i in range(2): Image.fromarray(_portrait(i, 256)).save(root/'a'/f'big{i}.png')      # AnimeFace finds these
+    for i in range(3): Image.fromarray(_portrait(10 + i, 40)).save(root/'a'/f'crop{i}.png')  # and not these
+    with caplog.at_level(logging.WARNING, logger='animestyle.data'):
+        cache = build_cache(tmp_path/'c', plan_source(root, size=SIZE, min_per_artist=1, min_test=1, max_faces=1))
+    assert len(cache) == 2 and cache.meta['skipped'] == {'no face found': 3}
+    assert 'AnimeFace found no face in 3 of 5 images' in caplog.text and 'add --already-cropped' in caplog.text
+    assert 'advice' not in cache.meta

@@ -10,7 +10,8 @@ import torch
 from animestyle.core import RunDir, get_preset
 from animestyle.data import loaders, synthetic
 from animestyle.data.ingest import split_by_artist
-from animestyle.data.loaders import CacheError, ImageCache, all_dls, build_cache, prepare_data, style_dls, synthetic_plan
+from animestyle.data.loaders import (CacheError, ImageCache, all_dls, build_cache, data_spec, prepare_data, recorded_data, style_dls,
+                                    synthetic_plan)
 
 
 @pytest.fixture
@@ -190,3 +191,85 @@ def test_chunk_records_join_like_one_frame(tmp_path):
     want = pd.DataFrame([{**{k: v for k, v in r.items() if k != 'row'}, '_chunk': i, '_offset': -1 if r.get('row', j) is None else r.get('row', j)}
                          for i, recs in enumerate(chunks) for j, r in enumerate(recs)])
     pd.testing.assert_frame_equal(got, want)
+
+
+COLLECTION = Path(__file__).resolve().parent/'fixtures'/'collection'
+
+# A user's plain script: no `if __name__ == '__main__':`, and the face detector already used in the parent
+_NO_GUARD = textwrap.dedent('''
+    import sys
+    from pathlib import Path
+    from PIL import Image
+    from animestyle.core import RunDir, get_preset
+    from animestyle.data.ingest import detect_faces
+    from animestyle.data.loaders import prepare_data
+    from animestyle.data.synthetic import draw_portrait, make_artists, make_characters
+    out = Path(sys.argv[1])
+    for _, a in make_artists(2, seed=1).iterrows():
+        (out/'mine'/a.artist).mkdir(parents=True, exist_ok=True)
+        for j, ch in make_characters(5, seed=1).iterrows():
+            Image.fromarray(draw_portrait(a, ch, size=256, seed=j)).save(out/'mine'/a.artist/f'{j}.png')
+    print('parent found', len(detect_faces(Image.open(out/'mine'/'artist_00'/'0.png').convert('RGB'))), 'face')
+    cache = prepare_data(RunDir(out/'run', get_preset('tiny')), out/'mine', min_per_artist=1, min_test=1, max_faces=1, workers=2, chunk=2)
+    print('built', len(cache), 'faces of', len(cache.artists), 'artists')
+''')
+
+
+def _finishes(cmd, tmp_path, **kw):
+    "Run `cmd` with a time limit: a build that waits forever fails the test instead of hanging it."
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, 'ANIMESTYLE_PRESET': 'tiny'}, **kw)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    return r.stdout
+
+
+def test_script_without_main_guard_finishes(tmp_path):
+    "Workers must not run the script again (spawn and forkserver do: the copy waits for its parent's cache lock forever)."
+    (tmp_path/'mine.py').write_text(_NO_GUARD)
+    out = _finishes([sys.executable, str(tmp_path/'mine.py'), str(tmp_path)], tmp_path)
+    assert 'parent found 1 face' in out and 'built 10 faces of 2 artists' in out    # workers detected with helpers of their own
+
+
+@pytest.mark.parametrize('how', ['python -c', 'interactive'])
+def test_commands_and_interactive_interpreter_finish(tmp_path, how):
+    code = (f"from animestyle.core import RunDir, get_preset\nfrom animestyle.data.loaders import prepare_data\n"
+            f"c = prepare_data(RunDir({str(tmp_path/'run')!r}, get_preset('tiny')), {str(COLLECTION)!r}, already_cropped=True, workers=2, chunk=40)\n"
+            f"print('built', len(c))\n")
+    out = (_finishes([sys.executable, '-c', code], tmp_path) if how == 'python -c' else
+           _finishes([sys.executable, '-i', '-q'], tmp_path, input=code))
+    assert 'built 156' in out
+
+
+def test_a_run_knows_its_data(tmp_path):
+    "Prepared from a collection with its options, a run reopens exactly that cache; once trained, it refuses another."
+    from animestyle.style import train_style
+    run = RunDir(tmp_path/'run', get_preset('tiny', style_epochs=1))
+    cache = prepare_data(run, COLLECTION, workers=1, already_cropped=True)
+    meta = (run.data/'meta.json').read_bytes()
+    assert recorded_data(run) == json.loads((run.path/'config.json').read_text())['data'] == data_spec(run)
+    assert recorded_data(run)['already_cropped'] is True and recorded_data(run)['format'] == 'folder'
+    assert prepare_data(run).artists == cache.artists == ['heavy_line', 'ink_wash', 'pastel_cel']
+    model = train_style(run)                                          # the library's own default: the run's data
+    assert model.centres.shape[0] == 3 and (run.data/'meta.json').read_bytes() == meta
+    for bad in (dict(source='synthetic'), dict(min_per_artist=5), dict(already_cropped=False), dict(format='danbooru')):
+        with pytest.raises(ValueError, match='would replace them'): prepare_data(run, **bad)
+    assert prepare_data(run, COLLECTION, format='auto').meta['built'] == cache.meta['built']   # the same data, named again
+    assert (run.data/'meta.json').read_bytes() == meta
+
+
+def test_a_trained_run_refuses_changed_files_and_keeps_a_legacy_record(tmp_path):
+    import shutil
+    mine = tmp_path/'mine'; shutil.copytree(COLLECTION, mine)
+    run = RunDir(tmp_path/'run', get_preset('tiny'))
+    built = prepare_data(run, mine, workers=1, already_cropped=True).meta['built']
+    (run.stage('style')/'metric.safetensors').write_bytes(b'')     # a stand-in for a trained stage
+    shutil.copy(mine/'ink_wash'/'000.jpg', mine/'ink_wash'/'new.jpg')
+    assert prepare_data(run).meta['built'] == built                 # not asked to look again: the cache as it is
+    with pytest.raises(ValueError, match='changed since run .* was prepared'): prepare_data(run, mine)
+    cfg = json.loads((run.path/'config.json').read_text()); cfg.pop('data')
+    (run.path/'config.json').write_text(json.dumps(cfg))             # a run prepared before runs recorded their data
+    assert recorded_data(run)['source'] == str(mine.resolve()) and recorded_data(run)['already_cropped'] is True
+    assert prepare_data(run).meta['built'] == built
+    (mine/'ink_wash'/'new.jpg').unlink()
+    meta = json.loads((run.data/'meta.json').read_text()); meta['key'].pop('image_root'); meta['key']['code'] = 'older'
+    (run.data/'meta.json').write_text(json.dumps(meta))               # a cache an earlier version built from the same files
+    assert prepare_data(run, mine, already_cropped=True).meta['built'] == built

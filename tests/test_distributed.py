@@ -135,14 +135,14 @@ def test_cli_pipeline_two_processes(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     r0, r1 = [json.loads((tmp_path/'out'/f'rank{r}.json').read_text()) for r in (0, 1)]
     assert r0['status'] == r1['status'] == 0
-    # the style, content, judge and GAN stages each fitted once, on both ranks
-    assert [f['model'] for f in r0['fits']] == [f['model'] for f in r1['fits']] == ['StyleModel', 'ContentVAE', 'Judge', 'CondGAN']
+    # the style stage fitted S and the classification baseline; the content, judge and GAN stages once each; on both ranks
+    assert [f['model'] for f in r0['fits']] == [f['model'] for f in r1['fits']] == ['StyleModel', 'StyleModel', 'ContentVAE', 'Judge', 'CondGAN']
     for f0, f1 in zip(r0['fits'], r1['fits']):
         assert f0['shard'] and f1['shard'] and not set(f0['shard']) & set(f1['shard'])  # disjoint shards of the cache
         assert f0['losses'] != f1['losses']                                            # so different batches...
         assert f0['hash'] == f1['hash']                                                # ...yet the same weights
     # rank 0 published every stage's artefacts; rank 1 wrote nothing into the run
-    assert {'config.json', 'style/style.safetensors', 'content/vae.safetensors', 'gan/weights.safetensors',
-            'gan/metrics.json', 'report/report.html'} <= set(r0['published'])
+    assert {'config.json', 'style/style.safetensors', 'style/baseline.safetensors', 'style/metrics.json', 'style/figure1.png',
+            'content/vae.safetensors', 'gan/weights.safetensors', 'gan/metrics.json', 'report/report.html'} <= set(r0['published'])
     assert [p for p in r1['published'] if not p.endswith('.lock')] == []  # (it takes the cache's lock to read it)
     assert not list((tmp_path/'run').rglob('*.tmp'))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from animestyle.core import RunDir, get_preset, load_checkpoint, save_checkpoint
-from animestyle.style import (StyleCheckpoint, StyleModel, centre_loss, choose_d_prime, eq10_ratio, fit_style,
+from animestyle.style import (StyleCheckpoint, StyleModel, centre_loss, choose_d_prime, eq10_ratio, evaluate_style, fit_style,
                               load_style_encoder, nested_dropout_weights, nested_terms, pairwise_loss,
                               prefix_sq_distances, retrieval_metrics, style_learner, train_style)
 
@@ -172,3 +172,30 @@ def test_data_dependent_start_puts_centres_at_artist_means(tiny_run):
     assert (z.std(0) - 1).abs().mean() < 0.5  # S starts with unit-scale codes, not a shared offset
     cold = style_learner(run, cache, device='cpu', init=False).model
     assert not torch.allclose(cold.centres.detach(), class_means(z, y, len(m.centres)), atol=1e-2)
+
+
+def test_evaluate_style_without_baseline_then_with(tmp_path):
+    "§6.1 from the library: the metric model alone says what it could not measure; asked for the baseline, it measures both."
+    from animestyle.data.loaders import prepare_data
+    run = RunDir(tmp_path/'r', get_preset('tiny', style_epochs=1))
+    cache = prepare_data(run, workers=1)
+    alone = evaluate_style(run, baseline=False)
+    D = run.preset.style_dim
+    assert set(alone['curves_every_d']) == {'acc metric', 'ratio metric'} and len(alone['curves_every_d']['acc metric']) == D
+    assert alone['d_prime_baseline'] is None and 'baseline' in alone['not_measured']
+    assert alone['claims']['metric beats baseline at d=1 and d=2'] is None
+    assert alone['factor_correlation_max'] is not None                     # the synthetic data know their style factors
+    assert not (run.style/'baseline.safetensors').exists()
+    stamp = (run.style/'metrics.json').stat().st_mtime_ns
+    assert evaluate_style(run, baseline=False) == alone and (run.style/'metrics.json').stat().st_mtime_ns == stamp   # current: not rewritten
+    both = evaluate_style(run)
+    assert {'acc baseline', 'ratio baseline'} <= set(both['curves_every_d']) and 'baseline' not in both['not_measured']
+    assert both['curves_every_d']['acc metric'] == alone['curves_every_d']['acc metric']     # the same metric model, measured again
+    assert set(both['models']) == {'metric', 'baseline'} and isinstance(both['claims']['metric beats baseline at d=1 and d=2'], bool)
+    # nearest-centre accuracy recomputed by hand at d_style from the saved model
+    model, _ = fit_style(run, cache=cache)
+    from animestyle.style import test_codes
+    z, y = test_codes(model, cache)
+    ds = run.preset.d_style
+    acc = (model.cpu().scores(z)[..., ds - 1].argmax(1) == y).float().mean().item()
+    assert abs(both['curves_every_d']['acc metric'][ds - 1] - acc) < 1e-4

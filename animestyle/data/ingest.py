@@ -16,8 +16,9 @@ import pandas as pd
 from PIL import Image, ImageOps
 
 # %% auto #0
-__all__ = ['log', 'IMAGE_EXTS', 'split_by_artist', 'NoImagesError', 'SourceError', 'SourcePlan', 'BadImage', 'to_rgb',
-           'read_image', 'detect_faces', 'upright_crop', 'scan_folder', 'post_artists', 'scan_danbooru', 'load_items',
+__all__ = ['log', 'IMAGE_EXTS', 'META_EXTS', 'DANBOORU_IMAGE_DIRS', 'FORMATS', 'split_by_artist', 'NoImagesError', 'SourceError',
+           'SourcePlan', 'BadImage', 'to_rgb', 'read_image', 'detect_faces', 'upright_crop', 'scan_folder',
+           'post_artists', 'scan_danbooru', 'detect_format', 'load_items', 'option_flag', 'check_options',
            'plan_source']
 
 # %% ../../nbs/02_data.ingest.ipynb #1322d110
@@ -137,7 +138,10 @@ def _die_with_parent():
 
 class _Detector:
     "AnimeFace 2009 in a helper process that can be abandoned when a call never returns."
-    def __init__(self): self.proc = None; atexit.register(self._stop)
+    def __init__(self):
+        self.proc = None; atexit.register(self._stop)
+        if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=self._forget)
+    def _forget(self): self.proc = None  # a forked worker starts a helper of its own; the parent's stays the parent's
     def _stop(self):
         if self.proc is not None:
             self.proc.kill(); self.proc.wait(); self.proc = None
@@ -220,11 +224,12 @@ def scan_folder(root # a folder holding one sub-folder per artist
     items, skipped, seen = [], [], {os.path.realpath(root)}
     for e in sorted(os.scandir(root), key=lambda e: e.name):
         p = Path(e.path)
+        if e.name.startswith('.'): skipped.append((str(p), 'hidden')); continue  # .thumbnails/, .DS_Store: never an artist
         try: is_dir = e.is_dir()
         except OSError: is_dir = False
         if not is_dir:
-            if p.suffix.lower() in IMAGE_EXTS: skipped.append((str(p), 'not in an artist folder'))
-            elif p.is_symlink() and not p.exists(): skipped.append((str(p), 'symlink loop' if _loops(p) else 'broken link'))
+            broken = p.is_symlink() and not p.exists()
+            skipped.append((str(p), ('symlink loop' if _loops(p) else 'broken link') if broken else 'not in an artist folder'))
             continue
         files = _walk(p, seen, skipped)
         if not files: skipped.append((str(p), 'empty artist folder')); continue
@@ -275,6 +280,37 @@ def scan_danbooru(meta, # a JSON-lines metadata file, or a folder of them
                 items.append(dict(path=str(path), artist=arts[0]))
     return items, skipped
 
+# %% ../../nbs/02_data.ingest.ipynb #d948f0a9
+META_EXTS = ('.json', '.jsonl')
+DANBOORU_IMAGE_DIRS = ('original', '512px')
+FORMATS = ('auto', 'folder', 'danbooru')
+
+def _holds(folder, exts):
+    "Whether any file under `folder` ends in one of `exts` (symbolic links to folders are not followed)."
+    return any(f.lower().endswith(exts) for _, _, files in os.walk(folder) for f in files)
+
+def _some(names, n=3): return ', '.join(names[:n]) + (f' and {len(names) - n} more' if len(names) > n else '')
+
+def detect_format(source # a folder per artist, or Danbooru metadata (a .json/.jsonl file or a folder of them)
+                 ) -> str:
+    "'folder' or 'danbooru': how `plan_source` reads `source`, from its layout."
+    p = Path(source)
+    if not p.exists(): raise SourceError(f"data source {p} does not exist")
+    if p.is_file():
+        if p.suffix.lower() in META_EXTS: return 'danbooru'
+        raise SourceError(f"{p} is a file but not Danbooru metadata (.json/.jsonl): give a folder with one sub-folder per artist, or the metadata")
+    try: entries = sorted(p.iterdir())
+    except OSError as e: raise SourceError(f"data source {p} cannot be read ({e.strerror})") from None
+    dirs = [d for d in entries if d.is_dir() and d.name not in DANBOORU_IMAGE_DIRS and not d.name.startswith('.')]
+    artists = [d.name for d in dirs if _holds(d, IMAGE_EXTS)]
+    meta_dirs = [d.name + '/' for d in dirs if d.name not in artists and _holds(d, META_EXTS)]
+    trees = [d + '/' for d in DANBOORU_IMAGE_DIRS if (p/d).is_dir()]
+    if artists and (meta_dirs or trees):
+        raise SourceError(f"{p} holds artist folders of images ({_some(artists)}) and Danbooru data ({_some(meta_dirs + trees)}): "
+                          f"say which it is with --format folder or --format danbooru (format= in Python)")
+    if not artists and (meta_dirs or any(f.is_file() and f.suffix.lower() in META_EXTS for f in entries)): return 'danbooru'
+    return 'folder'
+
 # %% ../../nbs/02_data.ingest.ipynb #fa9778dd
 def load_items(items:list, # dicts with path and artist
                size:int, # output side in pixels
@@ -319,13 +355,50 @@ def _listing_key(items, skipped):
     for p, r in skipped: h.update(f"{p}|{r}\n".encode())
     return h.hexdigest()
 
-def _is_danbooru(p):
-    if p.is_file(): return True
-    return any(q.suffix.lower() in ('.json', '.jsonl') for q in p.iterdir())
+def option_flag(name:str # an option of `plan_source`
+               ) -> str:
+    "How messages name an option: its Python name and its command-line flag."
+    return f"{name} (--{name.replace('_', '-')})"
+
+def check_options(format:str='auto', # 'auto', 'folder' or 'danbooru'
+                  min_per_artist:int=50, # at least 1
+                  threshold:float=0.5, # between 0 and 1
+                  margin:float=1.0, # above 0
+                  max_faces:int=None, # None, or at least 1
+                  image_root=None, # None, or an existing folder
+                  test_frac:float=0.1, # strictly between 0 and 1
+                  min_test:int=10, # at least 0
+                  **_ # `plan_source`'s other options, which need no check
+                 ):
+    "Refuse, with one line, an ingestion option no source could use."
+    def whole(v, lo): return isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= lo
+    def number(v): return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    rules = dict(format=(format in FORMATS, f"one of {', '.join(FORMATS)}"),
+                 min_per_artist=(whole(min_per_artist, 1), 'a whole number, 1 or more'),
+                 threshold=(number(threshold) and 0 <= threshold <= 1, 'between 0 and 1'),
+                 margin=(number(margin) and margin > 0, 'above 0'),
+                 max_faces=(max_faces is None or whole(max_faces, 1), 'a whole number, 1 or more'),
+                 test_frac=(number(test_frac) and 0 < test_frac < 1, 'strictly between 0 and 1'),
+                 min_test=(whole(min_test, 0), 'a whole number, 0 or more'))
+    given = dict(format=format, min_per_artist=min_per_artist, threshold=threshold, margin=margin, max_faces=max_faces,
+                 test_frac=test_frac, min_test=min_test)
+    for k, (ok, want) in rules.items():
+        if not ok: raise ValueError(f"{option_flag(k)} must be {want}, got {given[k]!r}")
+    if image_root is not None and not Path(image_root).is_dir(): raise SourceError(f"{option_flag('image_root')} {image_root} is not a folder")
+
+def _advice(n_items, skips, few, min_per_artist, already_cropped):
+    "What to do about a source that lost most of its images: a face-crop collection read with detection, or artists too small."
+    noface = sum(r == 'no face found' for r in skips)
+    if not already_cropped and n_items and noface > n_items / 2:
+        return (f"AnimeFace found no face in {noface} of {n_items} images: if they are face crops already, "
+                f"add --already-cropped (already_cropped=True)")
+    if few: return f"{len(few)} artists have fewer than {min_per_artist} usable works: lower {option_flag('min_per_artist')} to keep them"
+    return None
 
 def plan_source(source, # folder per artist, or Danbooru metadata (file or folder of .json/.jsonl)
                 size:int, # output side in pixels (the preset's image_size)
                 seed:int=42, # seed of the split
+                format:str='auto', # 'auto' (read the layout, `detect_format`), 'folder' or 'danbooru'
                 min_per_artist:int=50, # drop artists with fewer crops (§5.1)
                 threshold:float=0.5, # minimum AnimeFace likelihood
                 already_cropped:bool=False, # the images are faces already: no detection
@@ -340,25 +413,28 @@ def plan_source(source, # folder per artist, or Danbooru metadata (file or folde
     "Scan a real source and return the plan that `build_cache` runs."
     p = Path(source)
     if not p.exists(): raise SourceError(f"data source {p} does not exist")
-    kind = 'danbooru' if _is_danbooru(p) else 'folder'
+    check_options(format, min_per_artist, threshold, margin, max_faces, image_root, test_frac, min_test)
+    kind = detect_format(p) if format == 'auto' else format
     items, scan_skipped = scan_danbooru(p, image_root) if kind == 'danbooru' else scan_folder(p)
     opts = dict(size=size, already_cropped=already_cropped, threshold=threshold, margin=margin, max_faces=max_faces, min_side=min_side,
                 detect_timeout=detect_timeout)
     from animestyle.data import ingest  # the module's code is part of the key, and what the workers run
     key = dict(source=str(p.resolve()), kind=kind, listing=_listing_key(items, scan_skipped), seed=seed, min_per_artist=min_per_artist,
-               test_frac=test_frac, min_test=min_test, code=hashlib.sha1(Path(ingest.__file__).read_bytes()).hexdigest()[:16], **opts)
+               test_frac=test_frac, min_test=min_test, image_root=str(Path(image_root).resolve()) if image_root else None,
+               code=hashlib.sha1(Path(ingest.__file__).read_bytes()).hexdigest()[:16], **opts)
     def finish(recs):
         skipped = list(scan_skipped)
-        if len(recs) and 'skip' in recs: 
+        if len(recs) and 'skip' in recs:
             bad = recs.skip.notna()
             skipped += list(zip(recs.source[bad], recs.skip[bad])); recs = recs[~bad]
-        if not len(recs): return pd.DataFrame(columns=['artist', 'artist_id', 'split', 'source']), dict(skipped_items=skipped)
-        n = recs.groupby('artist').size()
+        n = recs.groupby('artist').size() if len(recs) else pd.Series(dtype=int)
         few = sorted(n.index[n < min_per_artist])
+        advice = _advice(len(items), [r for _, r in skipped], few if len(few) == len(n) else [], min_per_artist, already_cropped)
+        if not len(recs): return pd.DataFrame(columns=['artist', 'artist_id', 'split', 'source']), dict(skipped_items=skipped, advice=advice)
         for src in recs.source[recs.artist.isin(few)]: skipped.append((src, f'artist with fewer than {min_per_artist} works'))
         recs = recs[~recs.artist.isin(few)].drop(columns=['skip'], errors='ignore').reset_index(drop=True)
         ids = {a: i for i, a in enumerate(sorted(recs.artist.unique()))}
         recs.insert(1, 'artist_id', recs.artist.map(ids).astype(int))
         recs.insert(2, 'split', split_by_artist(recs.artist, seed, groups=recs.pixel_hash, test_frac=test_frac, min_test=min_test))
-        return recs, dict(skipped_items=skipped, dropped_artists=few)
+        return recs, dict(skipped_items=skipped, dropped_artists=few, advice=advice)
     return SourcePlan(name=str(p), key=key, tasks=items, work=ingest.load_items, work_kw=opts, finish=finish)

@@ -6,7 +6,9 @@ Docs: https://animestyle.github.io/animestyle/data.loaders.html.md"""
 
 # %% ../../nbs/03_data.loaders.ipynb #61e78f8b
 from __future__ import annotations
-import contextlib, hashlib, json, logging, mmap, os, shutil, time
+import contextlib, hashlib, inspect, json, logging, mmap, os, shutil, sys, time
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,11 @@ from fastai.data.core import DataLoaders
 
 from ..core import RunDir, atomic_write, default_device, lab_to_rgb, rgb_to_lab, save_json
 from . import synthetic
-from .ingest import NoImagesError, SourcePlan, plan_source, split_by_artist
+from .ingest import NoImagesError, SourcePlan, check_options, detect_format, option_flag, plan_source, split_by_artist
 
 # %% auto #0
-__all__ = ['log', 'CacheError', 'ImageCache', 'build_cache', 'synthetic_plan', 'prepare_data', 'CacheDataset', 'CacheDL',
+__all__ = ['log', 'TRAINED', 'CacheError', 'ImageCache', 'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan',
+           'trained_stages', 'recorded_data', 'data_spec', 'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL',
            'style_dls', 'all_dls']
 
 # %% ../../nbs/03_data.loaders.ipynb #c2d45f46
@@ -86,10 +89,12 @@ def _assemble(part, plan, n_chunks):
     chunks = part/'chunks'
     recs = pd.concat([_chunk_records(chunks/f'{i:06d}.json', i) for i in range(n_chunks)] or [pd.DataFrame()], ignore_index=True)
     man, info = plan.finish(recs); del recs  # a small frame per chunk, joined: never a dict per image
-    skipped = info.get('skipped_items', [])
+    skipped, advice = info.pop('skipped_items', []), info.pop('advice', None)
     counts = pd.Series([r for _, r in skipped], dtype=object).value_counts().to_dict()
     if len(man) == 0:
-        raise NoImagesError(f"no usable images in {plan.name}" + (f" ({len(skipped)} skipped: {', '.join(f'{k} {v}' for k, v in counts.items())})" if skipped else ''))
+        raise NoImagesError(f"no usable images in {plan.name}" + (f" ({len(skipped)} skipped: {', '.join(f'{k} {v}' for k, v in counts.items())})" if skipped else '')
+                            + (f"; {advice}" if advice else ''))
+    if advice: log.warning(advice)
     first = np.load(chunks/f'{int(man._chunk.iloc[0]):06d}.npy', mmap_mode='r')
     shape = (len(man), *first.shape[1:])
     with open(part/'images.u8', 'w+b') as f:
@@ -109,7 +114,7 @@ def _assemble(part, plan, n_chunks):
     for (src, reason) in skipped: log.warning(f"skipped {src}: {reason}")
     meta = dict(key=plan.key, name=plan.name, n_images=len(man), size=shape[1], n_artists=int(man.artist_id.nunique()),
                 split=man.split.value_counts().to_dict(), skipped=counts, built=time.strftime('%Y-%m-%d %H:%M:%S'),
-                **{k: v for k, v in info.items() if k != 'skipped_items'})
+                **info)
     save_json(part/'meta.json', meta)
 
 def _release(mm):
@@ -131,6 +136,9 @@ def build_cache(dest, # the cache folder to create (or reuse)
                 chunk:int=256 # tasks per chunk: the unit of parallel work and of resuming
                ) -> ImageCache:
     "Build `plan` into `dest` in parallel, resumably and atomically; a no-op when `dest` already holds it."
+    if getattr(mp.current_process(), '_inheriting', False):  # a worker starting up runs its parent's script again
+        raise RuntimeError("build_cache was called while a worker process was starting, from a script that runs again in each worker: "
+                           "put the script's code under `if __name__ == '__main__':`")
     dest = Path(dest)
     with _locked(dest.parent/f'.{dest.name}.lock'):
         if (dest/'meta.json').is_file():
@@ -173,7 +181,11 @@ def _run_chunks(folder, plan, parts, todo, workers):
         for i in progress_bar(todo, leave=False):
             _save_chunk(folder, i, *_split_result(plan.work(parts[i], **plan.work_kw), parts, i))
         return
-    with synthetic.worker_pool(workers) as pool:
+    pool = cache_pool(workers)
+    if pool is None:
+        log.info("worker processes would run this script again: building in this process")
+        return _run_chunks(folder, plan, parts, todo, 1)
+    with pool:
         done = _in_flight(pool, plan, parts, todo, limit=2 * (workers or os.cpu_count() or 1))
         for i, f in progress_bar(done, total=len(todo), leave=False):
             _save_chunk(folder, i, *_split_result(f.result(), parts, i))
@@ -190,6 +202,25 @@ def _in_flight(pool, plan, parts, todo, limit):
         for f in finished:
             yield running.pop(f), f
             submit(1)
+
+# %% ../../nbs/03_data.loaders.ipynb #23f95f26
+def main_reruns() -> bool:
+    "Whether a `spawn` or `forkserver` worker would run this process's `__main__` again: a script, or `python -m module`."
+    main = sys.modules.get('__main__')
+    name = getattr(getattr(main, '__spec__', None), 'name', None)
+    if name is not None: return not (name == '__main__' or name.endswith('.__main__'))
+    path = getattr(main, '__file__', None)
+    return path is not None and Path(path).stem != 'ipython'
+
+def cache_pool(workers:int=None # processes; default all cores
+              ) -> ProcessPoolExecutor:
+    "Worker processes for `build_cache` that never run the caller's script again; None where only this process can build."
+    methods = mp.get_all_start_methods()
+    if main_reruns():
+        if 'fork' not in methods: return None
+        ctx = mp.get_context('fork')
+    else: ctx = mp.get_context('forkserver' if 'forkserver' in methods else 'spawn')
+    return ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=ctx)
 
 # %% ../../nbs/03_data.loaders.ipynb #49f97b3d
 def _code_hash(module):
@@ -221,16 +252,104 @@ def synthetic_plan(preset, # a `core.Preset`: image size and the synth_* counts
                       work_kw=dict(size=preset.image_size), finish=finish)
 
 # %% ../../nbs/03_data.loaders.ipynb #6396ca39
+TRAINED = ('style', 'content', 'gan')
+
+def trained_stages(run:RunDir # the run
+                  ) -> list:
+    "The stages of `run` that have saved weights, so learned from its images."
+    return [s for s in TRAINED if any((run.path/s).glob('*.safetensors'))]
+
+def _options(fn, skip):
+    "`fn`'s keyword options and their defaults: a data source's options, in one place."
+    return {k: v.default for k, v in inspect.signature(fn).parameters.items() if k not in skip and v.default is not inspect.Parameter.empty}
+
+def _defaults(source):
+    return _options(synthetic_plan, ('preset', 'seed')) if source == 'synthetic' else _options(plan_source, ('source', 'size', 'seed'))
+
+def _spec_of_key(key):
+    "The data a cache was built from, read from its key."
+    src = key.get('source')
+    spec = dict(source=src, **{k: key.get(k, v) for k, v in _defaults(src).items()})
+    if src != 'synthetic': spec['format'] = key.get('kind', 'auto')
+    return spec
+
+def _cache_key(run):
+    try: return json.loads((run.data/'meta.json').read_text())['key']
+    except (OSError, ValueError, KeyError, TypeError): return None
+
+def recorded_data(run:RunDir # the run
+                 ) -> dict:
+    "What `run` was prepared from (source and options), or None: its config.json, or the cache of a run prepared before runs recorded it."
+    try: spec = json.loads((run.path/'config.json').read_text()).get('data')
+    except (OSError, ValueError): spec = None
+    if spec: return spec
+    key = _cache_key(run)
+    return _spec_of_key(key) if key else None
+
+def _describe(spec, keys):
+    return ', '.join(f"{k}={spec.get(k)!r}" for k in keys)
+
+def data_spec(run:RunDir, # the run
+              source=None, # 'synthetic', a folder per artist, Danbooru metadata; None: the run's own, else synthetic
+              **opts # options of `synthetic_plan` or `plan_source`; None: the run's own value, else the default
+             ) -> dict:
+    "The data `run` is to use, resolved and checked; a change of the data of a trained run is refused with one line."
+    opts = {k: v for k, v in opts.items() if v is not None}
+    have = recorded_data(run)
+    if source is None: source = have['source'] if have else 'synthetic'
+    src = 'synthetic' if isinstance(source, str) and source == 'synthetic' else str(Path(source).resolve())
+    defaults, base = _defaults(src), (have if have and have['source'] == src else {})
+    if extra := sorted(set(opts) - set(defaults)):
+        what = 'a real data source, not the synthetic data set' if src == 'synthetic' else 'no data source'
+        raise ValueError(f"{', '.join(option_flag(k) for k in extra)} {'applies' if len(extra) == 1 else 'apply'} to {what}")
+    spec = dict(source=src, **{k: opts.get(k, base.get(k, v)) for k, v in defaults.items()})
+    if src != 'synthetic':
+        check_options(**spec)
+        if spec['format'] == 'auto': spec['format'] = detect_format(src)
+        if spec['image_root'] is not None: spec['image_root'] = str(Path(spec['image_root']).resolve())
+    if have and spec != have and (trained := trained_stages(run)):
+        if have['source'] != src: was, now = f"images from {have['source']}", f"data {src}"
+        else:
+            diff = [k for k in spec if spec[k] != have.get(k)]
+            was, now = f"the images of {src} read with {_describe(have, diff)}", ', '.join(f"{option_flag(k)} {spec[k]!r}" for k in diff)
+        raise ValueError(f"run {run.path} was trained ({', '.join(trained)}) on {was}; {now} would replace them: use a new --run folder")
+    return spec
+
+def data_plan(run:RunDir, # the run: image size and seed
+              spec:dict # from `data_spec`
+             ) -> SourcePlan:
+    "The plan that builds `spec` at `run`'s image size and seed."
+    opts = {k: v for k, v in spec.items() if k != 'source'}
+    if spec['source'] == 'synthetic': return synthetic_plan(run.preset, run.seed, **opts)
+    return plan_source(spec['source'], size=run.preset.image_size, seed=run.seed, **opts)
+
+def _record(run, spec):
+    cfg = json.loads((run.path/'config.json').read_text())
+    if cfg.get('data') != spec: save_json(run.path/'config.json', {**cfg, 'data': spec})
+
+def _same_input(a, b):
+    "Two cache keys of the same input: they differ at most in the code that built them (and in fields an older key lacks)."
+    return all(a[k] == b[k] for k in set(a) & set(b) if k != 'code')
+
 def prepare_data(run:RunDir, # the run: its preset gives the image size and synth_* counts, its seed the split
-                 source='synthetic', # 'synthetic', a folder per artist, or Danbooru metadata (.json/.jsonl)
+                 source=None, # 'synthetic', a folder per artist, or Danbooru metadata (.json/.jsonl); None: the run's own, else synthetic
                  workers:int=None, # worker processes; default all cores
                  chunk:int=256, # images per chunk (the unit of resuming)
-                 **kw # options of `synthetic_plan` or `plan_source` (min_per_artist, threshold, already_cropped...)
+                 **kw # options of `synthetic_plan` or `plan_source` (min_per_artist, threshold, already_cropped...); None: the run's own
                 ) -> ImageCache:
-    "Build (or reuse) the image cache of `run` from `source`, and open it."
-    if isinstance(source, str) and source == 'synthetic': plan = synthetic_plan(run.preset, run.seed, **kw)
-    else: plan = plan_source(source, size=run.preset.image_size, seed=run.seed, **kw)
-    return build_cache(run.data, plan, workers=workers, chunk=chunk)
+    "Open `run`'s image cache, building it first from `source` and `kw`, or from what the run was prepared with."
+    spec = data_spec(run, source, **kw)
+    key = _cache_key(run)
+    asked = source is not None or any(v is not None for v in kw.values())
+    if key is not None and _spec_of_key(key) == spec and not asked: return ImageCache(run.data)
+    plan = data_plan(run, spec)
+    if key is not None and key != plan.key and (trained := trained_stages(run)):
+        if _same_input(key, plan.key): return ImageCache(run.data)  # only this library's code changed: keep what they learned from
+        raise ValueError(f"the images of {plan.name} changed since run {run.path} was prepared, and its trained stages "
+                         f"({', '.join(trained)}) learned from the old ones: use a new --run folder")
+    cache = build_cache(run.data, plan, workers=workers, chunk=chunk)
+    _record(run, spec)
+    return cache
 
 # %% ../../nbs/03_data.loaders.ipynb #ebf6599c
 class CacheDataset:
