@@ -421,8 +421,8 @@ class CondGAN(nn.Module):
                      ) -> list:
         "D's logits per network, after DiffAugment when `gan_augment`; a conditional D also gets `(u, v)`."
         if self.preset.gan_augment: x = diff_augment(x)
-        if self.conditional: return self.critic(x, z[:, :self.critic.n_cond])
-        return self.critic(x, offsets)
+        if isinstance(self.critic, MultiScaleDiscriminator): return self.critic(x, offsets)
+        return self.critic(x, z[:, :self.critic.n_cond] if self.conditional else None)
 
     def forward(self, *xb):
         if self.gen_mode: return self.generator(xb[-1])
@@ -431,8 +431,9 @@ class CondGAN(nn.Module):
         if self.training and self.preset.gan_r1>0 and torch.rand(()) < 1/R1_EVERY:  # lazy R1: on a random quarter of D steps
             real = self.r1_real = real.detach().requires_grad_(True)
         else: self.r1_real = None
-        if not self.conditional and not self.preset.gan_augment: return self.critic.critic_pair(real, fake)
-        offs = None if self.conditional else sample_offsets(len(real), self.critic.image_size)
+        consortium = isinstance(self.critic, MultiScaleDiscriminator)
+        if consortium and not self.preset.gan_augment: return self.critic.critic_pair(real, fake)  # the same patches for both
+        offs = sample_offsets(len(real), self.critic.image_size) if consortium else None
         return (self.critic_logits(real, self.condition(real) if self.conditional else None, offs),
                 self.critic_logits(fake, z, offs))
 

@@ -7,6 +7,9 @@ overridden, the same images (hard links), the same trained S, Enc and judge (cop
 is trained by `gan.train_gan` (the library's stage, nothing else) to each epoch count in turn, resuming, and
 measured each time, so every variant also gives a curve of the judge's measures against training minutes.
 The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
+
+`results/cpu_gan_ablation.json` was measured before R1 joined the preset: there every variant but `cpu` and `no_r1`
+changes one thing from the preset with `gan_r1 = 0` (its `overrides` say so), and `cpu` is the preset as it is now.
 """
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
@@ -24,7 +27,7 @@ VARIANTS = {
     'plain_d': dict(gan_disc='plain'),                  # the same D, blind to the codes
     'paper_g': dict(gan_arch='resnet'),                 # Table 1's G: the code at its input only
     'paper_d': dict(gan_disc='consortium'),             # §5.2's three 16-px discriminators
-    'r1': dict(gan_r1=0.1),                             # + R1 on real images
+    'no_r1': dict(gan_r1=0.),                           # without R1 on real images
     'augment': dict(gan_augment=True),                  # + DiffAugment (translation, cutout)
     'mbstd': dict(gan_mbstd=True),                      # + minibatch standard deviation in D
     'lambda_content_0.5': dict(lambda_content=0.5),     # eq. 9 weighted 10 x more

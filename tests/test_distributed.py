@@ -1,6 +1,6 @@
 """Data-parallel training on 2 CPU processes over gloo, started by torchrun and by accelerate launch.
 
-The job (`animestyle.distributed.style_demo`) trains the tiny preset's style encoder through its fastai `Learner`
+The job (`style_demo` in `style_job.py` beside this file) trains the tiny preset's style encoder through its fastai `Learner`
 under `distributed_fit`, with the ranks seeded differently, and each rank reports its shard of the cache, its
 training losses, a hash of its weights and the files it published. Checked: the ranks read disjoint shards, the
 loss falls, the weights agree at the end (so the gradients were exchanged: different seeds and different data
@@ -19,7 +19,7 @@ from animestyle.style import style_learner
 
 
 def _job(tmp_path, launcher, epochs):
-    code = (f"from animestyle.distributed import style_demo\n"
+    code = (f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom style_job import style_demo\n"
             f"style_demo({str(tmp_path/'run')!r}, {str(tmp_path/'out')!r}, epochs={epochs}, style_bs=16)\n")
     res = launch(code, nproc=2, launcher=launcher, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]

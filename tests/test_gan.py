@@ -240,6 +240,23 @@ def test_projection_d_sees_the_codes_of_real_images():
     torch.testing.assert_close(seen[1], z[:, :k])             # generated images: the codes they were made from
 
 
+def test_plain_d_is_blind_to_the_codes_and_trains():
+    p = get_preset('tiny', gan_disc='plain')
+    gan = _cpu_like_gan(p)
+    assert not gan.conditional and gan.critic.embed is None
+    seen = []
+    orig = gan.critic.forward
+    gan.critic.forward = lambda x, cond=None: (seen.append(cond), orig(x, cond))[1]
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
+    loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
+    total = loss(gan(real, z), z)
+    assert seen == [None, None] and torch.isfinite(total)  # real and generated images, and never a code
+    gan.critic.forward = orig
+    learn = gan_learner(_dls(), gan)
+    with learn.no_bar(), learn.no_logging(): learn.fit(1)
+    assert np.isfinite(learn.recorder.losses[-1].item())
+
+
 def test_content_prior_draws_u_and_v_from_the_same_image():
     sb, cb = torch.randn(7, P.d_style), torch.randn(7, P.d_content)
     z = gan_mod.sample_codes(50, P, torch.Generator().manual_seed(0), style_bank=sb, content_bank=cb)
