@@ -26,11 +26,11 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
 # %% auto #0
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS',
            'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device',
-           'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'accel_cbs', 'seed_everything',
-           'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json',
-           'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
-           'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot',
-           'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+           'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state', 'OptLayout', 'accel_cbs',
+           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
+           'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
+           'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
+           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -260,6 +260,20 @@ class DeviceLossLog(Callback):
         if new: rec.losses[self.start:] = list(torch.stack([torch.as_tensor(l).to(new[0].device) for l in new]).cpu().unbind())
         self.start = len(rec.losses)
 
+def align_opt_state(opt # an `OptimWrapper` or a torch optimiser (None: nothing to do)
+                   ):
+    "Give each moment of `opt` its parameter's memory layout: fused kernels read a parameter and its moments as one layout."
+    o = getattr(opt, 'opt', opt)
+    if o is None: return
+    for p,st in o.state.items():
+        for k,v in st.items():
+            if torch.is_tensor(v) and v.shape==p.shape and v.stride()!=p.stride(): st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
+
+class OptLayout(Callback):
+    "After fastai's `ChannelsLast` (order -1) has moved the parameters to channels_last, the optimiser state a resumed run loaded follows them."
+    order = 0
+    def before_fit(self): align_opt_state(self.learn.opt)
+
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
@@ -267,11 +281,11 @@ def accel_cbs(device=None, # the device the Learner trains on
     device = torch.device(device or default_device())
     if device.type=='cpu' and cpu_bf16():
         from fastai.callback.channelslast import ChannelsLast
-        return [ChannelsLast()]*channels_last + [CPUMixedPrecision()]
+        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision()]
     if device.type!='cuda': return []
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
-    return [ChannelsLast()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog()]
+    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog()]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:
@@ -736,3 +750,4 @@ def load_opt_state(opt, # an `OptimWrapper` over the same parameters
         if k.startswith(prefix+'.'): _,i,key = k.split('.', 2); state.setdefault(int(i), {})[key] = v.clone()  # never alias the source
     groups = [{**g, **{k:cur[k] for k in _KERNEL_FLAGS if k in cur}} for g,cur in zip(meta[prefix], opt.opt.param_groups)]
     opt.opt.load_state_dict(dict(state=state, param_groups=groups))
+    align_opt_state(opt)  # the parameters may be channels_last already

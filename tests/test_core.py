@@ -97,3 +97,19 @@ def test_header_length_ending_in_0x80_is_not_a_pickle(tmp_path):
     else: pytest.fail('no padding gave a header length ending in 0x80')
     t, meta = load_checkpoint(ck)
     assert torch.equal(t['w'], torch.ones(3)) and meta['pad'] == 'x'*pad
+
+
+def test_resumed_optimiser_state_follows_channels_last_parameters():
+    "A moment loaded in the default layout, for a parameter fastai's ChannelsLast moved: fused Adam must see one layout."
+    import torch
+    from animestyle.core import align_opt_state
+    conv = torch.nn.Conv2d(3, 4, 3)
+    opt = torch.optim.Adam(conv.parameters(), fused=True)
+    conv(torch.randn(2, 3, 8, 8)).sum().backward(); opt.step()
+    ref = {k: v.clone() for k, v in opt.state[conv.weight].items()}
+    conv.to(memory_format=torch.channels_last)            # what ChannelsLast does at before_fit
+    assert opt.state[conv.weight]['exp_avg'].stride() != conv.weight.stride()
+    align_opt_state(opt)
+    st = opt.state[conv.weight]
+    assert st['exp_avg'].stride() == conv.weight.stride() and st['exp_avg_sq'].stride() == conv.weight.stride()
+    assert torch.equal(st['exp_avg'], ref['exp_avg']) and torch.equal(st['exp_avg_sq'], ref['exp_avg_sq'])  # same values

@@ -7,6 +7,7 @@ loss falls, the weights agree at the end (so the gradients were exchanged: diffe
 would otherwise give different weights), and only rank 0 wrote checkpoints and metrics.
 """
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
