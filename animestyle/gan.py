@@ -708,7 +708,7 @@ def evaluate_gan(gan:CondGAN, # the trained module
 
 # %% ../nbs/07_gan.ipynb #019afed1
 @torch.no_grad()
-def judge_gan(gan:CondGAN, # the trained module (`gan.sampler` draws)
+def judge_gan(gan:CondGAN, # the trained module (its sampler draws: the moving average when there is one)
               judge:nn.Module, # the run's judge (`judge.load_judge`)
               real:RealFeatures, # the run's real images, read once (with `judge` given)
               per_class:int=16, # images per artist and per character
@@ -771,7 +771,7 @@ def to_rgb_grid(x:torch.Tensor, # (n, 3, S, S) Lab images
     return (out.permute(1, 2, 0).numpy()*255).round().astype(np.uint8)
 
 class GANSamples(Callback):
-    "After every epoch, save the images of a fixed grid of codes (drawn by `CondGAN.sampler`) to `folder/epoch_NNN.png`."
+    "After every epoch, save the images of a fixed grid of codes (drawn by the module's sampler: the moving average when there is one) to `folder/epoch_NNN.png`."
     order = 60
     def __init__(self, folder, # where the PNGs go
                  codes:torch.Tensor, # (n, code_dim) the fixed codes
