@@ -60,7 +60,7 @@ class Preset:
     lambda_content:float # weight of eq. 9 in the generator loss
     gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
     gan_content_prior:str # G's training content codes: 'normal' (§4) or 'data' (drawn with u, from the same training image)
-    gan_arch:str         # G: 'resnet' (Table 1) or 'cbn' (DCGAN with the code in every batch norm)
+    gan_arch:str         # G: 'resnet' (Table 1), 'cbn' (DCGAN with the code in every batch norm) or 'cbn_deep' (cbn with two convolutions per level)
     gan_disc:str         # D: 'consortium' (§5.2), 'projection' (one D on the whole image that also sees the codes) or 'plain' (the same D without the codes)
     gan_mbstd:bool       # D sees its batch's feature spread (minibatch standard deviation; projection D only)
     gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
@@ -95,7 +95,7 @@ class Preset:
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
 _MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1')
-_CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn'),
+_CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn', 'cbn_deep'),
                 gan_disc=('consortium', 'projection', 'plain'))
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__

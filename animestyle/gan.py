@@ -254,7 +254,7 @@ class CondBatchNorm(nn.Module):
         return self.bn(h)*(1+g) + b
 
 class CondBNGenerator(nn.Module):
-    "DCGAN's G with the code at every layer: a linear map to the smallest map, transposed convolutions that double the side, each followed by `CondBatchNorm` on the code and ReLU, and a 3 x 3 convolution to the pixels at full resolution."
+    "DCGAN's G with the code at every layer: a linear map to the smallest map, transposed convolutions that double the side, each followed by `CondBatchNorm` on the code and ReLU (and, for `gan_arch = cbn_deep`, a 3 x 3 convolution, `CondBatchNorm` and ReLU more), and a 3 x 3 convolution to the pixels at full resolution."
     def __init__(self, preset:Preset=None # gen_features (widths at sides S, S/2, S/4, ...), code_dim, image_size; default the active preset
                 ):
         super().__init__()
@@ -267,12 +267,18 @@ class CondBNGenerator(nn.Module):
         self.input = nn.Linear(p.code_dim, f[-1]*self.in_size**2)
         self.norms = nn.ModuleList([CondBatchNorm(n, p.code_dim) for n in reversed(f)])
         self.ups = nn.ModuleList([nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a,b in zip(f[::-1][:-1], f[::-1][1:])])
+        self.deep = p.gan_arch=='cbn_deep'  # a second convolution at every doubled side: more layers where the fine detail is drawn
+        if self.deep:
+            self.convs = nn.ModuleList([nn.Conv2d(b, b, 3, 1, 1, bias=False) for b in f[::-1][1:]])
+            self.norms2 = nn.ModuleList([CondBatchNorm(b, p.code_dim) for b in f[::-1][1:]])
         self.out = nn.Conv2d(f[0], 3, 3, 1, 1)  # full resolution: every pixel its own weights, for lines a pixel wide and paper grain
 
     def forward(self, z):
         if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
         h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), z))
-        for up,norm in zip(self.ups, self.norms[1:]): h = F.relu(norm(up(h), z))
+        for i,(up,norm) in enumerate(zip(self.ups, self.norms[1:])):
+            h = F.relu(norm(up(h), z))
+            if self.deep: h = F.relu(self.norms2[i](self.convs[i](h), z))
         return torch.tanh(self.out(h))
 
 # %% ../nbs/07_gan.ipynb #bf282f36
@@ -354,8 +360,8 @@ def r1_penalty(real_logits:list, # D's logits on `real`, per network
 # %% ../nbs/07_gan.ipynb #2ce25a58
 def build_generator(preset:Preset # gan_arch chooses
                    ) -> nn.Module:
-    "G for `preset`: Table 1's `Generator` (`gan_arch = resnet`) or the `CondBNGenerator` (`cbn`)."
-    return CondBNGenerator(preset) if preset.gan_arch=='cbn' else Generator(preset)
+    "G for `preset`: Table 1's `Generator` (`gan_arch = resnet`) or the `CondBNGenerator` (`cbn`, `cbn_deep`)."
+    return CondBNGenerator(preset) if preset.gan_arch in ('cbn', 'cbn_deep') else Generator(preset)
 
 def build_critic(preset:Preset # gan_disc chooses
                 ) -> nn.Module:

@@ -8,8 +8,9 @@ is trained by `gan.train_gan` (the library's stage, nothing else) to each epoch 
 measured each time, so every variant also gives a curve of the judge's measures against training minutes.
 The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
 
-`results/cpu_gan_ablation.json` was measured before R1 joined the preset: there every variant but `cpu` and `no_r1`
-changes one thing from the preset with `gan_r1 = 0` (its `overrides` say so), and `cpu` is the preset as it is now.
+`results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with: `cpu` is the
+preset as it is now (G with two layers per level), `shallow` and `wide` the preset before it (`gan_arch = cbn`, with R1),
+and the other variants that preset without R1 (`no_r1` is their baseline).
 """
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
@@ -32,6 +33,7 @@ VARIANTS = {
     'mbstd': dict(gan_mbstd=True),                      # + minibatch standard deviation in D
     'lambda_content_0.5': dict(lambda_content=0.5),     # eq. 9 weighted 10 x more
     'no_eq8_eq9': dict(lambda_style=0., lambda_content=0.),  # only the adversarial loss
+    'shallow': dict(gan_arch='cbn'),                    # G with one layer per level (DCGAN's), the preset before cbn_deep
     'wide': dict(gen_features=(32, 64, 128, 256, 256), disc_features=(32, 64, 128, 256, 256)),  # twice the width at full resolution
     'lr_4e-4': dict(gan_lr=4e-4),
     'bs_16': dict(gan_bs=16),
