@@ -9,8 +9,9 @@ measured each time, so every variant also gives a curve of the judge's measures 
 The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
 
 `results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with: `cpu` is the
-preset as it is now (G with two layers per level), `shallow` and `wide` the preset before it (`gan_arch = cbn`, with R1),
-and the other variants that preset without R1 (`no_r1` is their baseline).
+preset as it is now (G with two layers per level, learning rate 4e-4), `lr_2e-4` the preset before it, `bs_16` and
+`lambda_style_2` that one with one more change, `shallow` and `wide` the one before (`gan_arch = cbn`, with R1), and the
+other variants that one without R1 (`no_r1` is their baseline).
 """
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
@@ -35,8 +36,10 @@ VARIANTS = {
     'no_eq8_eq9': dict(lambda_style=0., lambda_content=0.),  # only the adversarial loss
     'shallow': dict(gan_arch='cbn'),                    # G with one layer per level (DCGAN's), the preset before cbn_deep
     'wide': dict(gen_features=(32, 64, 128, 256, 256), disc_features=(32, 64, 128, 256, 256)),  # twice the width at full resolution
-    'lr_4e-4': dict(gan_lr=4e-4),
+    'lr_4e-4': dict(gan_lr=4e-4),                       # twice the preset's learning rate, for G and D
+    'lr_8e-4': dict(gan_lr=8e-4),
     'bs_16': dict(gan_bs=16),
+    'lambda_style_2': dict(lambda_style=2.),            # eq. 8 weighted 4 x more
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
