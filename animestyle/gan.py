@@ -502,6 +502,11 @@ class GANTrainer(Callback):
         store_attr()
         self.opt_g = self.opt_d = None
 
+    @property
+    def gen_mode(self) -> bool:
+        "Whether the model is in generator mode: read from it, never stored here (fastai warns when a callback shadows the learner's attributes)."
+        return self.learn.model.gen_mode
+
     def before_fit(self):
         m = self.learn.model
         if self.opt_g is None:
@@ -513,7 +518,7 @@ class GANTrainer(Callback):
               ):
         "Switch the model, the trainable network and the optimiser to generator (or critic) mode."
         m = self.learn.model
-        m.switch(gen_mode); self.gen_mode = m.gen_mode
+        m.switch(gen_mode)
         _set_trainable(m.generator, self.gen_mode); _set_trainable(m.critic, not self.gen_mode)
         self.learn.opt = self.opt_g if self.gen_mode else self.opt_d
 
