@@ -60,10 +60,14 @@ class Preset:
     lambda_content:float # weight of eq. 9 in the generator loss
     gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
     gan_content_prior:str # G's training content codes: 'normal' (§4) or 'data' (drawn with u, from the same training image)
+    gan_content_swap:float # with both priors 'data': the fraction of codes whose v comes from another training image than u
     gan_arch:str         # G: 'resnet' (Table 1), 'cbn' (DCGAN with the code in every batch norm) or 'cbn_deep' (cbn with two convolutions per level)
     gan_disc:str         # D: 'consortium' (§5.2), 'projection' (one D on the whole image that also sees the codes) or 'plain' (the same D without the codes)
     gan_mbstd:bool       # D sees its batch's feature spread (minibatch standard deviation; projection D only)
     gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
+    gan_match:float      # weight of the matching-aware term: real images with another image's style code count as fake for D (0: off; projection D only)
+    gan_proj_levels:int  # projection D: how many of its levels, counted from the last, see the code
+    gan_style_aug:bool   # eq. 8 reads S on G's images mirrored and shifted at random, so that G cannot satisfy S with a pixel-exact pattern
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
@@ -94,7 +98,7 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
-_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1')
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_match', 'gan_content_swap')
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn', 'cbn_deep'),
                 gan_disc=('consortium', 'projection', 'plain'))
 
@@ -122,7 +126,10 @@ def validate(self:Preset):
         _check(o in _OPTIMISERS, f"preset {n!r}: {stage}_opt must be one of {_OPTIMISERS}, got {o!r}")
     for k,ok in _CHOICES.items():
         _check(getattr(self, k) in ok, f"preset {n!r}: {k} must be {' or '.join(repr(o) for o in ok)}, got {getattr(self, k)!r}")
+    _check(self.gan_content_swap<=1, f"preset {n!r}: gan_content_swap is a fraction, got {self.gan_content_swap}")
     for k in ('gan_ema', 'gan_beta1'): _check(getattr(self, k)<1, f"preset {n!r}: {k} must be below 1, got {getattr(self, k)}")
+    _check(self.gan_proj_levels<=len(self.disc_features),
+           f"preset {n!r}: gan_proj_levels ({self.gan_proj_levels}) exceeds D's {len(self.disc_features)} levels")
     for net in ('style','vae','gen','disc'):
         feats,blocks = getattr(self, f'{net}_features'),getattr(self, f'{net}_blocks')
         _check(len(blocks) in (len(feats), len(feats)-1),

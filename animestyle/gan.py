@@ -32,7 +32,7 @@ from .distributed import distributed_fit
 __all__ = ['PATCHES', 'SCALES', 'R1_EVERY', 'GANError', 'bank_rows', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
            'cut_patches', 'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition',
            'ContentCondition', 'style_loss', 'content_loss', 'real_batches', 'style_statistics', 'CondBatchNorm',
-           'CondBNGenerator', 'MinibatchStd', 'ProjectionDiscriminator', 'diff_augment', 'r1_penalty',
+           'CondBNGenerator', 'MinibatchStd', 'ProjectionDiscriminator', 'diff_augment', 'style_view', 'r1_penalty',
            'build_generator', 'build_critic', 'CondGAN', 'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric',
            'gan_metrics', 'ema_update', 'gan_learner', 'frechet_distance', 'feature_spread', 'RealFeatures',
            'evaluate_gan', 'judge_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'gan_tensors', 'load_gan_tensors',
@@ -62,7 +62,7 @@ def sample_codes(n:int, # number of codes
                  style_bank:torch.Tensor=None, # (m, d_style) normalised style codes to draw u from; None: N(0, I)
                  content_bank:torch.Tensor=None # (m, d_content) content codes to draw v from; with `style_bank`, row i goes with its row i
                 ) -> torch.Tensor:
-    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with banks, u and v are the codes of one random bank row."
+    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with banks, u and v are the codes of one random bank row (v of another row for a fraction `gan_content_swap` of them)."
     z = torch.randn(n, preset.code_dim, generator=generator)
     ds,dc = preset.d_style,preset.d_content
     if style_bank is None and content_bank is None: return z.to(device or 'cpu')
@@ -71,7 +71,10 @@ def sample_codes(n:int, # number of codes
     if style_bank is not None: z[:, :ds] = _check_bank(style_bank, ds)[i]
     if content_bank is not None:
         if len(content_bank)!=m: raise GANError(f"the content bank has {len(content_bank)} rows, the style bank {m}: they must be the codes of the same images")
-        z[:, ds:ds+dc] = _check_bank(content_bank, dc, 'content')[i]
+        j = i
+        if preset.gan_content_swap>0:  # some codes take v from another image than u: G must read the style from u alone
+            j = torch.where(torch.rand(n, generator=generator)<preset.gan_content_swap, torch.randint(m, (n,), generator=generator), i)
+        z[:, ds:ds+dc] = _check_bank(content_bank, dc, 'content')[j]
     return z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
@@ -292,8 +295,8 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, s.repeat(g)[:, None, None, None].expand(B, 1, H, W)], 1)
 
 class ProjectionDiscriminator(nn.Module):
-    "DCGAN's D on the whole image (after a full-resolution convolution), (minibatch std), and the projection of the condition (u, v) onto its features."
-    def __init__(self, preset:Preset=None, # disc_features (widths at sides S, S/2, ...), d_style, d_content, gan_mbstd
+    "DCGAN's D on the whole image (after a full-resolution convolution), (minibatch std), and the projection of the condition (u, v) onto its pooled features at its last `gan_proj_levels` levels."
+    def __init__(self, preset:Preset=None, # disc_features (widths at sides S, S/2, ...), d_style, d_content, gan_mbstd, gan_proj_levels
                  conditional:bool=True # project the condition; False: an unconditional D
                 ):
         super().__init__()
@@ -306,25 +309,36 @@ class ProjectionDiscriminator(nn.Module):
         for i,(ni,nf) in enumerate(zip(f[:-1], f[1:])):
             layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
+        self.ends = [i+1 for i,l in enumerate(layers) if isinstance(l, nn.LeakyReLU)]  # where each level's map is complete
         self.mbstd = MinibatchStd() if p.gan_mbstd else None
         n_map = f[-1]+int(p.gan_mbstd)
         self.out = nn.Linear(n_map*side**2, 1)  # realism: DCGAN's last layer, over every position of the last map
         self.embed = nn.Linear(self.n_cond, n_map, bias=False) if self.n_cond else None  # the code, against the pooled features
-        if self.embed is not None: nn.init.zeros_(self.embed.weight)  # starts unconditional; a random start puts logits in the tens
+        k = min(p.gan_proj_levels, len(f)) if self.n_cond else 1
+        self.embed_levels = nn.ModuleList([nn.Linear(self.n_cond, n, bias=False) for n in f[len(f)-k:-1]])  # earlier, finer levels
+        for e in [self.embed, *self.embed_levels]:
+            if e is not None: nn.init.zeros_(e.weight)  # starts unconditional; a random start puts logits in the tens
 
     def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
-                cond:torch.Tensor=None # (B, d_style + d_content) the codes that go with them
-               ) -> list:
-        "The logits, as a one-network consortium: `[(B, 1)]`."
+                cond:torch.Tensor=None, # (B, d_style + d_content) the codes that go with them
+                wrong:torch.Tensor=None # (B, d_style + d_content) other codes for the same images (the matching-aware term)
+               ):
+        "The logits, as a one-network consortium: `[(B, 1)]`; with `wrong`, also those of the same images with the wrong codes (one pass through the body)."
         if x.ndim!=4 or x.shape[-1]!=self.image_size:
             raise GANError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
-        h = self.body(x)
+        pooled,h,start = [],x,0
+        for i,end in enumerate(self.ends):
+            h = self.body[start:end](h); start = end
+            if len(self.ends)-1-len(self.embed_levels) <= i < len(self.ends)-1: pooled.append(h.mean((2, 3)))
         if self.mbstd is not None: h = self.mbstd(h)
         out = self.out(h.flatten(1))
-        if self.embed is not None:
-            if cond is None or cond.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
-            out = out + (self.embed(cond)*h.mean((2, 3))).sum(1, keepdim=True)
-        return [out]
+        if self.embed is None: return [out]
+        pooled.append(h.mean((2, 3)))
+        for c in (cond, wrong):
+            if c is not None and c.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
+        if cond is None: raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
+        proj = lambda c: out + sum((e(c)*q).sum(1, keepdim=True) for e,q in zip([*self.embed_levels, self.embed], pooled))
+        return [proj(cond)] if wrong is None else ([proj(cond)], [proj(wrong)])
 
 # %% ../nbs/07_gan.ipynb #7ad654d1
 def diff_augment(x:torch.Tensor, # (B, C, H, W) images, real or generated
@@ -348,6 +362,22 @@ def diff_augment(x:torch.Tensor, # (B, C, H, W) images, real or generated
         gy,gx = torch.arange(H, device=dev)[None, :, None],torch.arange(W, device=dev)[None, None, :]
         x = x*(~((gy>=cy) & (gy<cy+s) & (gx>=cx) & (gx<cx+s)))[:, None].to(x.dtype)
     return x
+
+def style_view(x:torch.Tensor, # (B, C, H, W) generated images
+               shift:float=1/16, # largest shift, a fraction of the side (edge pixels repeated)
+               generator:torch.Generator=None # for reproducible draws
+              ) -> torch.Tensor:
+    "What S reads for eq. 8 with `gan_style_aug`: each image mirrored or not and shifted by a few pixels, differentiably."
+    B,C,H,W = x.shape
+    dev = x.device
+    flip = torch.rand(B, generator=generator).to(dev)<0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    p = max(1, int(H*shift))
+    xp = F.pad(x, (p, p, p, p), mode='replicate')
+    oy,ox = torch.randint(0, 2*p+1, (2, B), generator=generator).to(dev)
+    rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
+    return xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
 
 def r1_penalty(real_logits:list, # D's logits on `real`, per network
                real:torch.Tensor # the real images, with requires_grad
@@ -423,12 +453,21 @@ class CondGAN(nn.Module):
 
     def critic_logits(self, x:torch.Tensor, # Lab images
                       z:torch.Tensor=None, # their codes: generated images' own, real images' read by S and Enc
-                      offsets:list=None # the consortium's patch corners
+                      offsets:list=None, # the consortium's patch corners
+                      wrong:torch.Tensor=None # other codes for the same images: then also their logits (`gan_match`)
                      ) -> list:
         "D's logits per network, after DiffAugment when `gan_augment`; a conditional D also gets `(u, v)`."
         if self.preset.gan_augment: x = diff_augment(x)
         if isinstance(self.critic, MultiScaleDiscriminator): return self.critic(x, offsets)
-        return self.critic(x, z[:, :self.critic.n_cond] if self.conditional else None)
+        if not self.conditional: return self.critic(x)
+        c = z[:, :self.critic.n_cond]
+        return self.critic(x, c) if wrong is None else self.critic(x, c, wrong[:, :self.critic.n_cond])
+
+    def mismatched(self, cond:torch.Tensor # (B, d_style + d_content) the codes of real images
+                  ) -> torch.Tensor:
+        "The same codes with each image's style code replaced by the next image's (the batch is shuffled): a real image drawn in another style."
+        d = self.preset.d_style
+        return torch.cat([cond[:, :d].roll(1, 0), cond[:, d:]], 1)
 
     def forward(self, *xb):
         if self.gen_mode: return self.generator(xb[-1])
@@ -440,8 +479,11 @@ class CondGAN(nn.Module):
         consortium = isinstance(self.critic, MultiScaleDiscriminator)
         if consortium and not self.preset.gan_augment: return self.critic.critic_pair(real, fake)  # the same patches for both
         offs = sample_offsets(len(real), self.critic.image_size) if consortium else None
-        return (self.critic_logits(real, self.condition(real) if self.conditional else None, offs),
-                self.critic_logits(fake, z, offs))
+        cond = self.condition(real) if self.conditional else None
+        if self.conditional and self.preset.gan_match>0:  # matching-aware D: real images with the wrong style code are fakes too
+            real_l,wrong_l = self.critic_logits(real, cond, wrong=self.mismatched(cond))
+            return real_l,self.critic_logits(fake, z),wrong_l
+        return self.critic_logits(real, cond, offs),self.critic_logits(fake, z, offs)
 
     @torch.no_grad()
     def generate(self, u, v, w=None) -> torch.Tensor:
@@ -466,21 +508,24 @@ class CondGANLoss(nn.Module):
                 ):
         super().__init__()
         store_attr('gan,lambda_style,lambda_content')
-        self.d_loss = self.r1 = self.g_gan = self.g_style = self.g_content = self.g_loss = None
+        self.d_loss = self.r1 = self.d_match = self.g_gan = self.g_style = self.g_content = self.g_loss = None
         self.phase = 'critic'
 
     def forward(self, pred, z):
         if not self.gan.gen_mode:
             self.phase = 'critic'
-            self.d_loss = d_loss(*pred)
-            if self.gan.r1_real is None: return self.d_loss
+            self.d_loss = loss = d_loss(*pred[:2])
+            if len(pred)>2:  # matching-aware: the wrongly coded real images count as fake
+                self.d_match = torch.stack([F.softplus(l).mean() for l in pred[2]]).mean()
+                loss = loss + self.gan.preset.gan_match*self.d_match
+            if self.gan.r1_real is None: return loss
             self.r1 = r1_penalty(pred[0], self.gan.r1_real)
-            return self.d_loss + self.gan.preset.gan_r1/2*R1_EVERY*self.r1
+            return loss + self.gan.preset.gan_r1/2*R1_EVERY*self.r1
         self.phase = 'gen'
         u,v,_ = split_code(z, self.gan.preset)
         self.g_gan = g_adv_loss(self.gan.critic_logits(pred, z))
         zero = pred.new_zeros(())  # a term weighted 0 is not computed: S and Enc then cost nothing
-        self.g_style = style_loss(self.gan.style(pred), u) if self.lambda_style else zero
+        self.g_style = style_loss(self.gan.style(style_view(pred) if self.gan.preset.gan_style_aug else pred), u) if self.lambda_style else zero
         self.g_content = content_loss(self.gan.content(pred), v) if self.lambda_content else zero
         self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content
         return self.g_loss

@@ -9,7 +9,8 @@ measured each time, so every variant also gives a curve of the judge's measures 
 The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
 
 `results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with: `cpu` is the
-preset as it is now (G with two layers per level, learning rate 4e-4), `lr_2e-4` the preset before it, `bs_16` and
+preset as it is now (G with two layers per level, learning rate 4e-4), the latest round (`lambda_style_0`, `style_aug`,
+`match`, `proj_all`, `match_proj_all`, `content_swap`) changes its keys, `lr_2e-4` is the preset before it, `bs_16` and
 `lambda_style_2` that one with one more change, `shallow` and `wide` the one before (`gan_arch = cbn`, with R1), and the
 other variants that one without R1 (`no_r1` is their baseline).
 """
@@ -40,6 +41,13 @@ VARIANTS = {
     'lr_8e-4': dict(gan_lr=8e-4),
     'bs_16': dict(gan_bs=16),
     'lambda_style_2': dict(lambda_style=2.),            # eq. 8 weighted 4 x more
+    'match': dict(gan_match=1.),                        # + matching-aware D: real images with another image's style code are fakes
+    'proj_all': dict(gan_proj_levels=5),                # + the code projected at every level of D, not only the last
+    'match_proj_all': dict(gan_match=1., gan_proj_levels=5),  # both
+    'content_swap': dict(gan_content_swap=1.),          # v from another training image than u, as the judge draws them
+    'style_aug': dict(gan_style_aug=True),              # eq. 8 read on G's images mirrored and shifted
+    'lambda_style_0': dict(lambda_style=0.),            # no eq. 8: the style reaches G through D's projection alone
+    'lambda_style_0.1': dict(lambda_style=0.1),         # eq. 8 weighted a fifth of the paper's 0.5
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')

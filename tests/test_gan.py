@@ -341,3 +341,25 @@ def test_judge_gan_credits_a_generator_that_draws_the_right_artist(tmp_path):
     # the artist asked for is the artist drawn: the judge's score is its own accuracy on those training images
     assert abs(m['judge_style_fidelity'] - on_train) < 0.15, (m['judge_style_fidelity'], on_train)
     assert m['judge_style_fidelity'] > 2 / real.n_artists, (m['judge_style_fidelity'], on_train)
+
+
+def test_matching_aware_d_trains_its_projection_on_wrong_codes():
+    "gan_match: every D step also scores real images with another image's style code, as fakes; with it off, that term is never computed."
+    p = get_preset('tiny', gan_match=1., gan_proj_levels=2, gan_content_swap=0.5)
+    seed_everything(0)
+    gan = _cpu_like_gan(p)
+    gan.style_bank, gan.content_bank = torch.randn(20, p.d_style), torch.randn(20, p.d_content)
+    learn = gan_learner(_dls(), gan)
+    match = []
+    class _Match(Callback):
+        order = 100
+        def after_loss(self):
+            if self.learn.loss_func.phase == 'critic': match.append(self.learn.loss_func.d_match.item())
+    with learn.no_bar(), learn.no_logging(): learn.fit(2, cbs=_Match())
+    assert len(match) == 4 and all(np.isfinite(match))
+    assert gan.critic.embed_levels[0].weight.abs().sum() > 0   # the finer level's projection learned from zero
+    off = _cpu_like_gan(get_preset('tiny', gan_proj_levels=2))
+    loss = CondGANLoss(off, P.lambda_style, P.lambda_content)
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, off.sample(4)
+    loss(off(real, z), z)
+    assert loss.d_match is None

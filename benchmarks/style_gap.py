@@ -1,0 +1,65 @@
+"""Where the GAN's style fidelity is lost: the code, the draw of v, or G's drawing of each style factor.
+
+    python benchmarks/style_gap.py --run runs/notebooks-cpu
+
+Reads a run with a trained GAN and judge (the synthetic default: it needs the ground-truth style factors) and prints:
+
+1. the ceiling the style code sets: how often S's codes put a held-out real image nearest its own artist's mean code,
+   and what fraction of the training codes nearest each artist's mean code are that artist's;
+2. the judge's style fidelity of G (its moving average) for three draws of the code: the artist's mean style code
+   with another picture's content code (what `judge_gan` measures), one training picture's style code with another
+   picture's content code, and both codes of one training picture (what G trains on);
+3. per style factor, how well the judge's reading agrees with the artist's true level: on held-out real images,
+   and on G's images for the first and last draw above (accuracy for a categorical factor, correlation otherwise).
+"""
+import argparse
+
+import numpy as np
+import torch
+
+from animestyle.core import RunDir
+from animestyle.data.loaders import prepare_data
+from animestyle.data.synthetic import STYLE_FACTORS, CATEGORICAL_STYLE
+from animestyle.gan import build_gan, load_gan, split_code, join_code, _batched
+from animestyle.judge import load_judge, judge_read
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--run', required=True); ap.add_argument('--per-artist', type=int, default=16)
+    a = ap.parse_args()
+    run = RunDir(a.run, create=False)
+    cache, judge = prepare_data(run), load_judge(run, 'cpu')
+    gan, _, real = build_gan(run, cache, 'cpu', judge)
+    g = load_gan(run, 'cpu'); gan.generator, gan.generator_ema = g['G_raw'], g['G']
+    p, man = run.preset, cache.manifest
+    u_a, A = real.artist_styles(), real.n_artists
+    tr, te = real.train, ~real.train
+    bank, cbank, lab = real.style[tr], real.content[tr], real.artist[tr]
+    print(f"1. S's code: held-out real images nearest their artist's mean code "
+          f"{(torch.cdist(real.style[te], u_a).argmin(1).numpy() == real.artist[te]).mean():.3f}")
+    for k in (1, 8, 32):
+        nn_ = torch.cdist(u_a, bank).topk(k, largest=False).indices.numpy()
+        print(f"   the {k} training codes nearest each artist's mean code: {(lab[nn_] == np.arange(A)[:, None]).mean():.3f} that artist's")
+    gen = torch.Generator().manual_seed(0)
+    t = torch.arange(A).repeat_interleave(a.per_artist)
+    _, v, w = split_code(gan.sample(len(t), gen), p)
+    rng = np.random.default_rng(0)
+    idx = np.array([rng.choice(np.flatnonzero(lab == k)) for k in t.numpy()])
+    draws = {'mean u, other v': join_code(u_a[t], v, w), 'one picture u, other v': join_code(bank[idx], v, w),
+             'one picture u and v': join_code(bank[idx], cbank[idx], w)}
+    read = {k: judge_read(judge, _batched(gan.sampler, z)) for k, z in draws.items()}
+    print('2. judge style fidelity of G:')
+    for k, d in read.items(): print(f"   {k:24s} {(d['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
+    d_real = judge_read(judge, torch.from_numpy(np.asarray(cache.images[real.idx[te]])))
+    truth = man.groupby('artist_id')[[f'style_{f}' for f in STYLE_FACTORS]].mean()
+    def agree(d, artists, f):
+        c, y = f'style_{f}', truth[f'style_{f}'].to_numpy()[artists]
+        return (d[c].to_numpy() == np.round(y)).mean() if f in CATEGORICAL_STYLE else np.corrcoef(d[c].to_numpy(), y)[0, 1]
+    print(f"3. {'factor':16s} {'real':>6s} {'G, mean u':>10s} {'G, one picture':>15s}")
+    for f in STYLE_FACTORS:
+        print(f"   {f:16s} {agree(d_real, real.artist[te], f):6.2f} {agree(read['mean u, other v'], t.numpy(), f):10.2f} "
+              f"{agree(read['one picture u and v'], t.numpy(), f):15.2f}")
+
+
+if __name__ == '__main__': main()
