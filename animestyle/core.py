@@ -68,6 +68,7 @@ class Preset:
     gan_match:float      # weight of the matching-aware term: real images with another image's style code count as fake for D (0: off; projection D only)
     gan_proj_levels:int  # projection D: how many of its levels, counted from the last, see the code
     gan_style_aug:bool   # eq. 8 reads S on G's images mirrored and shifted at random, so that G cannot satisfy S with a pixel-exact pattern
+    gan_noise:bool       # cbn G: fresh per-pixel noise at every doubled side, scaled per channel (StyleGAN's noise inputs)
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam

@@ -275,13 +275,20 @@ class CondBNGenerator(nn.Module):
             self.convs = nn.ModuleList([nn.Conv2d(b, b, 3, 1, 1, bias=False) for b in f[::-1][1:]])
             self.norms2 = nn.ModuleList([CondBatchNorm(b, p.code_dim) for b in f[::-1][1:]])
         self.out = nn.Conv2d(f[0], 3, 3, 1, 1)  # full resolution: every pixel its own weights, for lines a pixel wide and paper grain
+        self.noise = p.gan_noise  # StyleGAN's noise inputs: fresh per-pixel noise at every doubled side, a learned strength per channel
+        if self.noise: self.noise_scales = nn.ParameterList([nn.Parameter(torch.zeros(1, b, 1, 1)) for b in f[::-1][1:]])
 
     def forward(self, z):
         if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
         h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), z))
         for i,(up,norm) in enumerate(zip(self.ups, self.norms[1:])):
-            h = F.relu(norm(up(h), z))
-            if self.deep: h = F.relu(self.norms2[i](self.convs[i](h), z))
+            h = up(h)
+            if self.noise and not self.deep: h = h + self.noise_scales[i]*torch.randn_like(h)
+            h = F.relu(norm(h, z))
+            if self.deep:
+                h = self.convs[i](h)
+                if self.noise: h = h + self.noise_scales[i]*torch.randn_like(h)
+                h = F.relu(self.norms2[i](h, z))
         return torch.tanh(self.out(h))
 
 # %% ../nbs/07_gan.ipynb #bf282f36

@@ -48,6 +48,7 @@ VARIANTS = {
     'style_aug': dict(gan_style_aug=True),              # eq. 8 read on G's images mirrored and shifted
     'lambda_style_0': dict(lambda_style=0.),            # no eq. 8: the style reaches G through D's projection alone
     'lambda_style_0.1': dict(lambda_style=0.1),         # eq. 8 weighted a fifth of the paper's 0.5
+    'noise': dict(gan_noise=True),                      # + per-pixel noise inputs in G, for grain and strands
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
