@@ -24,13 +24,13 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.optimizer import OptimWrapper
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS',
-           'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device',
-           'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state', 'OptLayout', 'accel_cbs',
-           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
-           'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError',
-           'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
-           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY',
+           'OPTIMISERS', 'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset',
+           'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state',
+           'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb',
+           'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model',
+           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError',
+           'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -417,6 +417,8 @@ class RunDirError(ValueError):
     "A run directory that is missing, or was made for another preset."
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
+# preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
+ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False)
 
 class RunDir:
     "The folder that holds one run's configuration and every stage's artefacts."
@@ -436,7 +438,7 @@ class RunDir:
         try: saved = json.loads(cfg.read_text())
         except json.JSONDecodeError: raise RunDirError(f"{cfg} is not valid JSON: the run directory is damaged") from None
         try:
-            d = saved['preset']
+            d = {**ADDED_KEYS, **saved['preset']}
             stored = Preset(name=d['name'], **{f.name:_parse(f.name, _tname(f), d[f.name], d['name']) for f in fields(Preset) if f.name!='name'})
         except (KeyError, TypeError, PresetError): raise RunDirError(f"{cfg} was written by an incompatible animestyle version") from None
         if preset is not None and preset != stored:

@@ -113,3 +113,19 @@ def test_resumed_optimiser_state_follows_channels_last_parameters():
     st = opt.state[conv.weight]
     assert st['exp_avg'].stride() == conv.weight.stride() and st['exp_avg_sq'].stride() == conv.weight.stride()
     assert torch.equal(st['exp_avg'], ref['exp_avg']) and torch.equal(st['exp_avg_sq'], ref['exp_avg_sq'])  # same values
+
+
+def test_a_run_written_before_the_newer_gan_keys_still_opens(tmp_path):
+    "A config.json without the GAN keys added later opens with them off, as the run was made; any other missing key is refused."
+    import json
+    from animestyle.core import ADDED_KEYS
+    RunDir(tmp_path/'r', get_preset('tiny'))
+    cfg = tmp_path/'r'/'config.json'
+    d = json.loads(cfg.read_text())
+    for k in ADDED_KEYS: del d['preset'][k]
+    cfg.write_text(json.dumps(d))
+    assert RunDir(tmp_path/'r').preset == get_preset('tiny')
+    RunDir(tmp_path/'r', get_preset('tiny'))  # and counts as made with the tiny preset of today
+    del d['preset']['gan_ema']
+    cfg.write_text(json.dumps(d))
+    with pytest.raises(RunDirError, match='incompatible'): RunDir(tmp_path/'r')
