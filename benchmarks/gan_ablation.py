@@ -10,7 +10,7 @@ The run must hold trained style, content and judge stages (`animestyle train-con
 
 `results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with: `cpu` is the
 preset as it is now (G with two layers per level, learning rate 4e-4), the latest round (`lambda_style_0`, `style_aug`,
-`match`, `proj_all`, `match_proj_all`, `content_swap`) changes its keys, `lr_2e-4` is the preset before it, `bs_16` and
+`match`, `proj_all`, `match_proj_all`, `content_swap`, `noise`, `wide_fine`) changes its keys, `lr_2e-4` is the preset before it, `bs_16` and
 `lambda_style_2` that one with one more change, `shallow` and `wide` the one before (`gan_arch = cbn`, with R1), and the
 other variants that one without R1 (`no_r1` is their baseline).
 """
@@ -49,6 +49,7 @@ VARIANTS = {
     'lambda_style_0': dict(lambda_style=0.),            # no eq. 8: the style reaches G through D's projection alone
     'lambda_style_0.1': dict(lambda_style=0.1),         # eq. 8 weighted a fifth of the paper's 0.5
     'noise': dict(gan_noise=True),                      # + per-pixel noise inputs in G, for grain and strands
+    'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
