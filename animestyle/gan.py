@@ -341,9 +341,8 @@ class ProjectionDiscriminator(nn.Module):
         out = self.out(h.flatten(1))
         if self.embed is None: return [out]
         pooled.append(h.mean((2, 3)))
-        for c in (cond, wrong):
-            if c is not None and c.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
-        if cond is None: raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
+        for c in (cond, cond if wrong is None else wrong):
+            if c is None or c.shape!=(len(x), self.n_cond): raise GANError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
         proj = lambda c: out + sum((e(c)*q).sum(1, keepdim=True) for e,q in zip([*self.embed_levels, self.embed], pooled))
         return [proj(cond)] if wrong is None else ([proj(cond)], [proj(wrong)])
 
@@ -356,13 +355,7 @@ def diff_augment(x:torch.Tensor, # (B, C, H, W) images, real or generated
     "DiffAugment's translation and cutout: the same random, differentiable change for real and generated images."
     B,C,H,W = x.shape
     dev = x.device
-    if translation:
-        p = max(1, int(H*translation))
-        xp = F.pad(x, (p, p, p, p))
-        oy,ox = torch.randint(0, 2*p+1, (2, B), generator=generator).to(dev)
-        rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
-        cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
-        x = xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
+    if translation: x = _shift(x, max(1, int(H*translation)), 'constant', generator)
     if cutout:
         s = max(1, int(H*cutout))
         cy,cx = torch.randint(0, H-s+1, (2, B, 1, 1), generator=generator).to(dev)
@@ -370,21 +363,24 @@ def diff_augment(x:torch.Tensor, # (B, C, H, W) images, real or generated
         x = x*(~((gy>=cy) & (gy<cy+s) & (gx>=cx) & (gx<cx+s)))[:, None].to(x.dtype)
     return x
 
+def _shift(x, p, mode, generator):
+    "Each image shifted by up to `p` pixels each way: a window of the image padded by `p` (`F.pad`'s `mode`)."
+    B,C,H,W = x.shape
+    dev = x.device
+    xp = F.pad(x, (p, p, p, p), mode=mode)
+    oy,ox = torch.randint(0, 2*p+1, (2, B), generator=generator).to(dev)
+    rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
+    return xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
+
 def style_view(x:torch.Tensor, # (B, C, H, W) generated images
                shift:float=1/16, # largest shift, a fraction of the side (edge pixels repeated)
                generator:torch.Generator=None # for reproducible draws
               ) -> torch.Tensor:
     "What S reads for eq. 8 with `gan_style_aug`: each image mirrored or not and shifted by a few pixels, differentiably."
-    B,C,H,W = x.shape
-    dev = x.device
-    flip = torch.rand(B, generator=generator).to(dev)<0.5
+    flip = torch.rand(len(x), generator=generator).to(x.device)<0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
-    p = max(1, int(H*shift))
-    xp = F.pad(x, (p, p, p, p), mode='replicate')
-    oy,ox = torch.randint(0, 2*p+1, (2, B), generator=generator).to(dev)
-    rows = (oy[:, None] + torch.arange(H, device=dev))[:, None, :, None]
-    cols = (ox[:, None] + torch.arange(W, device=dev))[:, None, None, :]
-    return xp[torch.arange(B, device=dev)[:, None, None, None], torch.arange(C, device=dev)[None, :, None, None], rows, cols]
+    return _shift(x, max(1, int(x.shape[2]*shift)), 'replicate', generator)
 
 def r1_penalty(real_logits:list, # D's logits on `real`, per network
                real:torch.Tensor # the real images, with requires_grad

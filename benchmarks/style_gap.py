@@ -29,7 +29,10 @@ def main():
     ap.add_argument('--run', required=True); ap.add_argument('--per-artist', type=int, default=16)
     a = ap.parse_args()
     run = RunDir(a.run, create=False)
-    cache, judge = prepare_data(run), load_judge(run, 'cpu')
+    cache = prepare_data(run)
+    if not all(f'style_{f}' in cache.manifest for f in STYLE_FACTORS):
+        raise SystemExit(f"style_gap: {a.run} has no ground-truth style factors; it needs a run on the synthetic default")
+    judge = load_judge(run, 'cpu')
     gan, _, real = build_gan(run, cache, 'cpu', judge)
     g = load_gan(run, 'cpu'); gan.generator, gan.generator_ema = g['G_raw'], g['G']
     p, man = run.preset, cache.manifest
