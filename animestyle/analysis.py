@@ -735,6 +735,8 @@ METRIC_NOTES = {
     'judge_chance_artist': "artist accuracy of a random guess", 'judge_chance_character': "character accuracy of a random guess",
     'judge_fd': "Fréchet distance between real and generated images in the judge's features (lower is better)",
     'judge_fd_floor': "the same distance between two disjoint halves of the real images: the floor",
+    'judge_style_factors_real': "how well the judge's reading of held-out real images agrees with their artist's true level of this style factor (accuracy for a level, correlation for a value): the ceiling of the next",
+    'judge_style_factors_gan': "the same agreement on the images of judge_style_fidelity: a style factor G fails to draw reads well below its ceiling",
     'judge_fd_ratio': "judge_fd over its floor", 'judge_n_fd': "images per side in the judge's Fréchet distance",
     'judge_transfer_artist': "share of style transfers the judge assigns to the style source's artist",
     'judge_transfer_artist_of_content_source': "share of style transfers the judge assigns to the content source's artist (should be the smaller)",
@@ -776,8 +778,12 @@ METRIC_NOTES = {
 }
 
 def _note(key, stage):
-    for k,v in METRIC_NOTES.items():
-        if key.split('.')[-1]==k: return v
+    "The note of `key` ('a.b.c'), or of its nearest parent that has one, naming the rest ('c')."
+    parts = key.split('.')
+    for i in range(len(parts)-1, -1, -1):
+        if parts[i] in METRIC_NOTES:
+            rest = ' / '.join(parts[i+1:]).replace('_', ' ')
+            return METRIC_NOTES[parts[i]] + (f': {rest}' if rest else '')
     words = key.replace('.', ' / ').replace('_', ' ')
     return f"{words}, as measured by the {stage} stage"
 

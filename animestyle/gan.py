@@ -35,8 +35,9 @@ __all__ = ['PATCHES', 'SCALES', 'R1_EVERY', 'GANError', 'bank_rows', 'sample_cod
            'CondBNGenerator', 'MinibatchStd', 'ProjectionDiscriminator', 'diff_augment', 'style_view', 'r1_penalty',
            'build_generator', 'build_critic', 'CondGAN', 'CondGANLoss', 'gan_opt_func', 'GANTrainer', 'GANLossMetric',
            'gan_metrics', 'ema_update', 'gan_learner', 'frechet_distance', 'feature_spread', 'RealFeatures',
-           'evaluate_gan', 'judge_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'gan_tensors', 'load_gan_tensors',
-           'GANCheckpoint', 'gan_conditions', 'build_gan', 'train_gan', 'load_gan', 'style_content_grid']
+           'evaluate_gan', 'factor_agreement', 'judge_gan', 'to_rgb_grid', 'GANSamples', 'GANMonitor', 'gan_tensors',
+           'load_gan_tensors', 'GANCheckpoint', 'gan_conditions', 'build_gan', 'measure_gan', 'train_gan', 'load_gan',
+           'style_content_grid']
 
 # %% ../nbs/07_gan.ipynb #29165bea
 class GANError(ValueError):
@@ -663,7 +664,7 @@ def _batched(fn, x, bs=256):
     return torch.cat([fn(x[i:i+bs]) for i in range(0, len(x), bs)]) if len(x) else x
 
 class RealFeatures:
-    "What the measurements need from the run's real images, computed once: S's codes and features, Enc's codes, the judge's features."
+    "What the measurements need from the run's real images, computed once: S's codes and features, Enc's codes, the judge's features (and, with ground-truth style factors, its reading of held-out images)."
     def __init__(self, gan:CondGAN, # the trained module (its frozen S and Enc)
                  cache:ImageCache, # the run's images
                  max_images:int=4000, # at most this many images (a seeded random subset)
@@ -691,6 +692,15 @@ class RealFeatures:
             from animestyle.judge import judge_features
             self.judge_features = np.concatenate([judge_features(judge, torch.from_numpy(np.asarray(cache.images[self.idx[i:i+512]])))
                                                   for i in range(0, len(self.idx), 512)])
+        self.style_truth = self.judge_reading = self.held_artist = None
+        cols = [c for c in cache.manifest.columns if c.startswith('style_')]
+        if judge is not None and cols:  # the synthetic default: each artist's true style factors, and the judge's reading of held-out images
+            from animestyle.judge import judge_read
+            self.style_truth = cache.manifest.groupby('artist_id')[cols].mean().reindex(range(self.n_artists))
+            held = self.idx[~self.train] if (~self.train).any() else self.idx
+            self.judge_reading = pd.concat([judge_read(judge, torch.from_numpy(np.asarray(cache.images[held[i:i+512]])))
+                                            for i in range(0, len(held), 512)], ignore_index=True)
+            self.held_artist = cache.manifest.artist_id.values[held]
 
     def artist_styles(self) -> torch.Tensor:
         "Each artist's mean normalised style code over its training images, `(n_artists, d_style)`."
@@ -766,6 +776,21 @@ def evaluate_gan(gan:CondGAN, # the trained module
     return out
 
 # %% ../nbs/07_gan.ipynb #019afed1
+def factor_agreement(reading:pd.DataFrame, # the judge's reading of some images (`judge.judge_read`)
+                     artists:np.ndarray, # the artist each image should be drawn by
+                     truth:pd.DataFrame, # each artist's true style factors: `style_*` columns, one row per artist
+                     categorical:set=() # the columns whose factor is a level (a class for the judge)
+                    ) -> dict:
+    "Per style factor, how far the judge's reading of each image agrees with its artist's true level: the share read at the right level for a categorical factor, the correlation for a continuous one."
+    out = {}
+    for c in truth.columns:
+        if c not in reading: continue
+        y,r = truth[c].to_numpy()[artists],reading[c].to_numpy().astype(float)
+        if c in categorical: a = (r==np.round(y)).mean()
+        else: a = np.corrcoef(r, y)[0, 1] if r.std()>0 and y.std()>0 else 0.  # a constant reading carries no factor
+        out[c[len('style_'):]] = round(float(a), 4)
+    return out
+
 @torch.no_grad()
 def judge_gan(gan:CondGAN, # the trained module (its sampler draws: the moving average when there is one)
               judge:nn.Module, # the run's judge (`judge.load_judge`)
@@ -774,7 +799,7 @@ def judge_gan(gan:CondGAN, # the trained module (its sampler draws: the moving a
               n_cols:int=8, # images per Figure 2 row (artists) and column (characters)
               seed:int=0 # seed of the codes
              ) -> dict:
-    "The GAN read by the independent judge: style fidelity, content recovery, row and column consistency, Fréchet distance."
+    "The GAN read by the independent judge: style fidelity, content recovery, row and column consistency, Fréchet distance; with ground-truth style factors, how well each is drawn."
     from animestyle.judge import judge_read
     if real.judge_features is None: raise GANError("RealFeatures was computed without the judge: pass judge= to it")
     g = torch.Generator().manual_seed(seed)
@@ -791,9 +816,14 @@ def judge_gan(gan:CondGAN, # the trained module (its sampler draws: the moving a
                judge_chance_artist=1/A, judge_chance_character=1/C if C else None)
     t = torch.arange(A).repeat_interleave(per_class)
     _,v,w = prior(len(t))
-    hit = read(join_code(u_a[t], v, w), 'artist_id')==t.numpy()
+    d = judge_read(judge, gen(join_code(u_a[t], v, w)))
+    hit = d['artist_id'].to_numpy()==t.numpy()
     out['judge_style_fidelity'] = float(hit.mean())
     out['judge_style_fidelity_by_artist'] = [round(float(h), 4) for h in hit.reshape(A, per_class).mean(1)]
+    if getattr(real, 'style_truth', None) is not None:  # which style factors G draws, beside the judge's reading of real images
+        cat = {c for c,n in getattr(judge, 'heads_spec', []) if n}
+        out['judge_style_factors_real'] = factor_agreement(real.judge_reading, real.held_artist, real.style_truth, cat)
+        out['judge_style_factors_gan'] = factor_agreement(d, t.numpy(), real.style_truth, cat)
     out['judge_content_recovery'] = out['row_consistency'] = None
     if C:
         t = torch.arange(C).repeat_interleave(per_class)
@@ -978,6 +1008,28 @@ def build_gan(run:RunDir, # the run: preset, style and content stages
     gan.style_bank,gan.content_bank = real.banks(p)
     return gan,centres,real
 
+def _measures(gan, judge, real, centres, run):
+    return dict(**evaluate_gan(gan, real, centres, seed=run.seed), **judge_gan(gan, judge, real, seed=run.seed))
+
+def measure_gan(run:RunDir, # a run with a trained GAN stage
+                device=None # default `core.default_device()`
+               ) -> dict:
+    "Measure the trained GAN of `run` again, as `train_gan` does at its end, and rewrite those measures in `gan/metrics.json` (its history and times kept): for a run trained before a measure was added."
+    from animestyle.judge import load_judge
+    folder,device = run.stage('gan'),torch.device(device or default_device())
+    wfile,mfile = folder/'weights.safetensors',folder/'metrics.json'
+    if not wfile.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
+    t,meta = load_checkpoint(wfile)
+    _check_seed(wfile, run, meta.get('seed', run.seed))
+    cache = prepare_data(run)
+    judge = load_judge(run, device)
+    gan,centres,real = build_gan(run, cache, device, judge)
+    load_gan_tensors(gan, t)
+    m = _measures(gan, judge, real, centres, run)
+    prev = json.loads(mfile.read_text()) if mfile.is_file() else {}
+    save_json(mfile, {**prev, **m})
+    return m
+
 def train_gan(run:RunDir, # the run (its preset sizes everything)
               epochs:int=None, # epochs in all; default `preset.gan_epochs`
               bs:int=None, # batch size; default `preset.gan_bs`
@@ -1037,7 +1089,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
                     dict(meta, style_prior=p.gan_style_prior, content_prior=p.gan_content_prior, seed=seed, ema=p.gan_ema>0))
     if evaluate:
         trained = time.time()-start
-        m = dict(**evaluate_gan(gan, real, centres, seed=run.seed), **judge_gan(gan, judge, real, seed=run.seed))
+        m = _measures(gan, judge, real, centres, run)
         prev = json.loads((folder/'metrics.json').read_text()) if (folder/'metrics.json').is_file() else {}
         warn = [h['epoch'] for h in history if h.get('d_loss', 1.)<0.05]
         save_json(folder/'metrics.json', dict(**m, epochs=len(history), preset=p.name, bs=bs, lr=lr or p.gan_lr, seed=seed,

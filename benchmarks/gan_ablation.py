@@ -8,8 +8,10 @@ is trained by `gan.train_gan` (the library's stage, nothing else) to each epoch 
 measured each time, so every variant also gives a curve of the judge's measures against training minutes.
 The run must hold trained style, content and judge stages (`animestyle train-content`, `judge.train_judge`).
 
-`results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with: `cpu` is the
-preset as it is now (G with two layers per level, learning rate 4e-4), the latest round (`lambda_style_0`, `style_aug`,
+`results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with, from the
+preset of its round: its `cpu` entry is the preset before `wide_fine` joined it (16 channels at full resolution, which
+`narrow_fine` now reproduces; G with two layers per level, learning rate 4e-4), and `wide_fine` (32 channels there) is
+the preset as it is now, run to 140 epochs. The round before it (`lambda_style_0`, `style_aug`,
 `match`, `proj_all`, `match_proj_all`, `content_swap`, `noise`, `wide_fine`) changes its keys, `lr_2e-4` is the preset before it, `bs_16` and
 `lambda_style_2` that one with one more change, `shallow` and `wide` the one before (`gan_arch = cbn`, with R1), and the
 other variants that one without R1 (`no_r1` is their baseline).
@@ -20,7 +22,7 @@ from pathlib import Path
 from animestyle.core import RunDir
 from animestyle.gan import train_gan
 
-# variant -> preset overrides; 'cpu' is the preset as it stands, every other variant changes one thing
+# variant -> preset overrides; 'cpu' is the preset as it stands (in the stored results: as it stood then), every other variant changes one thing
 VARIANTS = {
     'cpu': {},
     'no_ema': dict(gan_ema=0.),                         # samples from G itself
@@ -49,7 +51,8 @@ VARIANTS = {
     'lambda_style_0': dict(lambda_style=0.),            # no eq. 8: the style reaches G through D's projection alone
     'lambda_style_0.1': dict(lambda_style=0.1),         # eq. 8 weighted a fifth of the paper's 0.5
     'noise': dict(gan_noise=True),                      # + per-pixel noise inputs in G, for grain and strands
-    'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only
+    'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only: the preset now
+    'narrow_fine': dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)),  # 16 channels at full resolution: the preset before
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')

@@ -19,8 +19,7 @@ import torch
 
 from animestyle.core import RunDir
 from animestyle.data.loaders import prepare_data
-from animestyle.data.synthetic import STYLE_FACTORS, CATEGORICAL_STYLE
-from animestyle.gan import build_gan, load_gan, split_code, join_code, _batched
+from animestyle.gan import build_gan, load_gan, split_code, join_code, factor_agreement, _batched
 from animestyle.judge import load_judge, judge_read
 
 
@@ -30,12 +29,12 @@ def main():
     a = ap.parse_args()
     run = RunDir(a.run, create=False)
     cache = prepare_data(run)
-    if not all(f'style_{f}' in cache.manifest for f in STYLE_FACTORS):
+    if not any(c.startswith('style_') for c in cache.manifest.columns):
         raise SystemExit(f"style_gap: {a.run} has no ground-truth style factors; it needs a run on the synthetic default")
     judge = load_judge(run, 'cpu')
     gan, _, real = build_gan(run, cache, 'cpu', judge)
     g = load_gan(run, 'cpu'); gan.generator, gan.generator_ema = g['G_raw'], g['G']
-    p, man = run.preset, cache.manifest
+    p = run.preset
     u_a, A = real.artist_styles(), real.n_artists
     tr, te = real.train, ~real.train
     bank, cbank, lab = real.style[tr], real.content[tr], real.artist[tr]
@@ -54,15 +53,13 @@ def main():
     read = {k: judge_read(judge, _batched(gan.sampler, z)) for k, z in draws.items()}
     print('2. judge style fidelity of G:')
     for k, d in read.items(): print(f"   {k:24s} {(d['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
-    d_real = judge_read(judge, torch.from_numpy(np.asarray(cache.images[real.idx[te]])))
-    truth = man.groupby('artist_id')[[f'style_{f}' for f in STYLE_FACTORS]].mean()
-    def agree(d, artists, f):
-        c, y = f'style_{f}', truth[f'style_{f}'].to_numpy()[artists]
-        return (d[c].to_numpy() == np.round(y)).mean() if f in CATEGORICAL_STYLE else np.corrcoef(d[c].to_numpy(), y)[0, 1]
+    cat = {c for c, n in judge.heads_spec if n}
+    ag = {'real': factor_agreement(real.judge_reading, real.held_artist, real.style_truth, cat),
+          'mean u': factor_agreement(read['mean u, other v'], t.numpy(), real.style_truth, cat),
+          'one picture': factor_agreement(read['one picture u and v'], t.numpy(), real.style_truth, cat)}
     print(f"3. {'factor':16s} {'real':>6s} {'G, mean u':>10s} {'G, one picture':>15s}")
-    for f in STYLE_FACTORS:
-        print(f"   {f:16s} {agree(d_real, real.artist[te], f):6.2f} {agree(read['mean u, other v'], t.numpy(), f):10.2f} "
-              f"{agree(read['one picture u and v'], t.numpy(), f):15.2f}")
+    for f in ag['real']:
+        print(f"   {f:16s} {ag['real'][f]:6.2f} {ag['mean u'][f]:10.2f} {ag['one picture'][f]:15.2f}")
 
 
 if __name__ == '__main__': main()
