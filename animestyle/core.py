@@ -69,6 +69,7 @@ class Preset:
     gan_proj_levels:int  # projection D: how many of its levels, counted from the last, see the code
     gan_style_aug:bool   # eq. 8 reads S on G's images mirrored and shifted at random, so that G cannot satisfy S with a pixel-exact pattern
     gan_noise:bool       # cbn G: fresh per-pixel noise at every doubled side, scaled per channel (StyleGAN's noise inputs)
+    gan_upsample:str     # cbn G: how a level doubles its side: 'transpose' (DCGAN's 4 x 4 transposed convolution) or 'nearest' (nearest-neighbour upsampling, then a 3 x 3 convolution)
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
@@ -101,7 +102,7 @@ class Preset:
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
 _MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_match', 'gan_content_swap')
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn', 'cbn_deep'),
-                gan_disc=('consortium', 'projection', 'plain'))
+                gan_disc=('consortium', 'projection', 'plain'), gan_upsample=('transpose', 'nearest'))
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__
 
@@ -418,7 +419,7 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False)
+ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False, gan_upsample='transpose')
 
 class RunDir:
     "The folder that holds one run's configuration and every stage's artefacts."

@@ -53,6 +53,7 @@ VARIANTS = {
     'noise': dict(gan_noise=True),                      # + per-pixel noise inputs in G, for grain and strands
     'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only: the preset now
     'narrow_fine': dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)),  # 16 channels at full resolution: the preset before
+    'nearest_up': dict(gan_upsample='nearest'),         # G doubles each side by nearest-neighbour upsampling and a 3 x 3 convolution
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
