@@ -83,18 +83,21 @@ def main():
     ap.add_argument('--run', required=True); ap.add_argument('--variants', default=','.join(VARIANTS))
     ap.add_argument('--epochs', default=None, help="epoch counts to measure at, e.g. 10,20,30 (default: the preset's gan_epochs)")
     ap.add_argument('--json', default='')
+    ap.add_argument('--seed', type=int, default=None, help="the GAN's seed (`train_gan`'s), for a replicate: stored as <variant>_seed<N>; default the run's")
     a = ap.parse_args()
     src = RunDir(a.run, create=False)
     out = json.loads(Path(a.json).read_text()) if a.json and Path(a.json).is_file() else {}
     for name in a.variants.split(','):
         over = VARIANTS[name]
-        run = variant_run(src, name, over)
+        key = name if a.seed is None else f'{name}_seed{a.seed}'
+        run = variant_run(src, key, over)
         curve, t0 = [], time.perf_counter()
         for e in map(int, (a.epochs or str(run.preset.gan_epochs)).split(',')):
-            m = train_gan(run, epochs=e)['metrics']
+            m = train_gan(run, epochs=e, seed=a.seed)['metrics']
             curve.append(dict(epochs=e, minutes=round(m['train_seconds']/60, 2), **{k: m.get(k) for k in KEYS}))
-            print(name, json.dumps(curve[-1]), flush=True)
-        out[name] = dict(overrides=over, curve=curve, date=time.strftime('%Y-%m-%d'), wall_s=round(time.perf_counter()-t0, 1))
+            print(key, json.dumps(curve[-1]), flush=True)
+        out[key] = dict(overrides=over, **({} if a.seed is None else dict(seed=a.seed)), curve=curve,
+                        date=time.strftime('%Y-%m-%d'), wall_s=round(time.perf_counter()-t0, 1))
         if a.json: Path(a.json).write_text(json.dumps(out, indent=1))
 
 
