@@ -270,8 +270,9 @@ class CondBNGenerator(nn.Module):
             raise LayerError(f"image side {p.image_size} must be divisible by 2^{len(f)-1} (and G needs two levels or more)")
         self.input = nn.Linear(p.code_dim, f[-1]*self.in_size**2)
         self.norms = nn.ModuleList([CondBatchNorm(n, p.code_dim) for n in reversed(f)])
-        up = ((lambda a,b: nn.Sequential(nn.Upsample(scale_factor=2, mode='nearest'), nn.Conv2d(a, b, 3, 1, 1, bias=False)))
-              if p.gan_upsample=='nearest' else (lambda a,b: nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False)))  # 'nearest': no checkerboard of uneven overlaps
+        def up(a, b):  # doubles the side; 'nearest' repeats pixels, so no checkerboard of uneven overlaps
+            if p.gan_upsample=='nearest': return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(a, b, 3, 1, 1, bias=False))
+            return nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False)
         self.ups = nn.ModuleList([up(a, b) for a,b in zip(f[::-1][:-1], f[::-1][1:])])
         self.deep = p.gan_arch=='cbn_deep'  # a second convolution at every doubled side: more layers where the fine detail is drawn
         if self.deep:
