@@ -1,4 +1,4 @@
-"""`animestyle prepare | train-style | train-content | train-gan | report | pipeline | explore`: every stage from a shell, resumable.
+"""`animestyle prepare | train-style | train-content | train-gan | measure-gan | report | pipeline | explore`: every stage from a shell, resumable.
 
 Docs: https://animestyle.github.io/animestyle/cli.html.md"""
 
@@ -16,9 +16,10 @@ from . import core
 from .core import CheckpointError, DivergenceError, RunDir, RunDirError, get_preset, seed_everything
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'StageUnavailable',
-           'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options', 'run_stage',
-           'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report', 'pipeline', 'main', 'cli']
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'MEASURED', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED',
+           'StageUnavailable', 'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options',
+           'run_stage', 'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report',
+           'measure_gan', 'pipeline', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
@@ -209,6 +210,20 @@ def report(preset:str=None, # preset: paper, cpu or tiny
     "Write `report/report.html` with every figure and metric of the run."
     return run_stage('report', open_run(preset, run, create=False))
 
+MEASURED = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'style_top1')
+
+def measure_gan(preset:str=None, # preset: paper, cpu or tiny
+                run:str='runs/demo'): # run directory
+    "Measure the run's trained GAN again, as `train-gan` does at its end, into `gan/metrics.json`: for a run trained before a measure existed."
+    from animestyle.gan import measure_gan as measure
+    start,r = time.time(),open_run(preset, run, create=False)
+    m = measure(r)
+    for k in MEASURED:
+        if m.get(k) is not None: print(f"{k}: {m[k]:.3f}")
+    if m.get('judge_fd') is not None: print(f"judge_fd: {m['judge_fd']:.1f} ({m['judge_fd']/m['judge_fd_floor']:.1f} x its floor)")
+    print(f"[gan] measured in {time.time()-start:.0f}s: {r.gan/'metrics.json'}; `animestyle report --run {r.path}` redraws the report")
+    return m
+
 # %% ../nbs/10_cli.ipynb #fa99f34a
 @takes_data_options
 def pipeline(preset:str=None, # preset: paper, cpu or tiny
@@ -238,7 +253,7 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny
 
 # %% ../nbs/10_cli.ipynb #ccdcc6d2
 COMMANDS = {'prepare':prepare, 'train-style':train_style, 'train-content':train_content,
-            'train-gan':train_gan, 'report':report, 'pipeline':pipeline}
+            'train-gan':train_gan, 'measure-gan':measure_gan, 'report':report, 'pipeline':pipeline}
 EXIT_USER,EXIT_DIVERGED,EXIT_INTERRUPTED = 2,3,130
 
 class _UsageError(Exception): pass

@@ -67,9 +67,12 @@ class Preset:
     gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
     gan_match:float      # weight of the matching-aware term: real images with another image's style code count as fake for D (0: off; projection D only)
     gan_proj_levels:int  # projection D: how many of its levels, counted from the last, see the code
+    gan_proj_hidden:int  # projection D: width of a hidden layer between the code and its embedding (0: the linear projection)
     gan_style_aug:bool   # eq. 8 reads S on G's images mirrored and shifted at random, so that G cannot satisfy S with a pixel-exact pattern
     gan_noise:bool       # cbn G: fresh per-pixel noise at every doubled side, scaled per channel (StyleGAN's noise inputs)
     gan_upsample:str     # cbn G: how a level doubles its side: 'transpose' (DCGAN's 4 x 4 transposed convolution) or 'nearest' (nearest-neighbour upsampling, then a 3 x 3 convolution)
+    gan_mapping:int      # cbn G: fully connected layers (of code_dim units, leaky ReLU) that map the code before every conditional batch norm reads it (0: the code itself)
+    gan_recon:float      # weight of an L1 term that pulls G's image from a training image's own codes (u, v) to that image (0: off)
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
@@ -100,7 +103,7 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
-_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_match', 'gan_content_swap')
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_match', 'gan_content_swap', 'gan_recon', 'gan_proj_hidden', 'gan_mapping')
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn', 'cbn_deep'),
                 gan_disc=('consortium', 'projection', 'plain'), gan_upsample=('transpose', 'nearest'))
 
@@ -419,7 +422,7 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False, gan_upsample='transpose')
+ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False, gan_upsample='transpose', gan_recon=0., gan_proj_hidden=0, gan_mapping=0)
 
 class RunDir:
     "The folder that holds one run's configuration and every stage's artefacts."

@@ -279,20 +279,22 @@ class CondBNGenerator(nn.Module):
             self.convs = nn.ModuleList([nn.Conv2d(b, b, 3, 1, 1, bias=False) for b in f[::-1][1:]])
             self.norms2 = nn.ModuleList([CondBatchNorm(b, p.code_dim) for b in f[::-1][1:]])
         self.out = nn.Conv2d(f[0], 3, 3, 1, 1)  # full resolution: every pixel its own weights, for lines a pixel wide and paper grain
+        self.mapping = nn.Sequential(*[m for _ in range(p.gan_mapping) for m in (nn.Linear(p.code_dim, p.code_dim), nn.LeakyReLU(0.2))])  # StyleGAN's mapping network: the norms read a learned function of the code
         self.noise = p.gan_noise  # StyleGAN's noise inputs: fresh per-pixel noise at every doubled side, a learned strength per channel
         if self.noise: self.noise_scales = nn.ParameterList([nn.Parameter(torch.zeros(1, b, 1, 1)) for b in f[::-1][1:]])
 
     def forward(self, z):
         if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
-        h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), z))
+        c = self.mapping(z)  # the code itself when gan_mapping = 0
+        h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), c))
         for i,(up,norm) in enumerate(zip(self.ups, self.norms[1:])):
             h = up(h)
             if self.noise and not self.deep: h = h + self.noise_scales[i]*torch.randn_like(h)
-            h = F.relu(norm(h, z))
+            h = F.relu(norm(h, c))
             if self.deep:
                 h = self.convs[i](h)
                 if self.noise: h = h + self.noise_scales[i]*torch.randn_like(h)
-                h = F.relu(self.norms2[i](h, z))
+                h = F.relu(self.norms2[i](h, c))
         return torch.tanh(self.out(h))
 
 # %% ../nbs/07_gan.ipynb #bf282f36
@@ -324,11 +326,13 @@ class ProjectionDiscriminator(nn.Module):
         self.mbstd = MinibatchStd() if p.gan_mbstd else None
         n_map = f[-1]+int(p.gan_mbstd)
         self.out = nn.Linear(n_map*side**2, 1)  # realism: DCGAN's last layer, over every position of the last map
-        self.embed = nn.Linear(self.n_cond, n_map, bias=False) if self.n_cond else None  # the code, against the pooled features
+        h = p.gan_proj_hidden  # a hidden layer lets each artist's codes take any embedding, not a linear image of the codes
+        self.embed = (nn.Linear(self.n_cond, n_map, bias=False) if not h else nn.Sequential(
+            nn.Linear(self.n_cond, h), nn.LeakyReLU(0.2), nn.Linear(h, n_map, bias=False))) if self.n_cond else None  # the code, against the pooled features
         k = min(p.gan_proj_levels, len(f)) if self.n_cond else 1
         self.embed_levels = nn.ModuleList([nn.Linear(self.n_cond, n, bias=False) for n in f[len(f)-k:-1]])  # earlier, finer levels
         for e in [self.embed, *self.embed_levels]:
-            if e is not None: nn.init.zeros_(e.weight)  # starts unconditional; a random start puts logits in the tens
+            if e is not None: nn.init.zeros_((e[-1] if isinstance(e, nn.Sequential) else e).weight)  # starts unconditional; a random start puts logits in the tens
 
     def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
                 cond:torch.Tensor=None, # (B, d_style + d_content) the codes that go with them
@@ -508,17 +512,18 @@ def _frozen_copy(net):
     return ema
 
 class CondGANLoss(nn.Module):
-    "Eq. 5 (+ R1) in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9) in generator mode."
+    "Eq. 5 (+ R1) in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9, + `gan_recon` times the L1 to the pictures of G's codes) in generator mode."
     def __init__(self, gan:CondGAN, # the module (its mode, critic, frozen encoders)
                  lambda_style:float, # weight of eq. 8
                  lambda_content:float # weight of eq. 9
                 ):
         super().__init__()
         store_attr('gan,lambda_style,lambda_content')
-        self.d_loss = self.r1 = self.d_match = self.g_gan = self.g_style = self.g_content = self.g_loss = None
+        self.d_loss = self.r1 = self.d_match = self.g_gan = self.g_style = self.g_content = self.g_recon = self.g_loss = None
         self.phase = 'critic'
 
-    def forward(self, pred, z):
+    def forward(self, pred, z, real=None # real: the pictures G's codes were read from (`gan_recon`)
+               ):
         if not self.gan.gen_mode:
             self.phase = 'critic'
             self.d_loss = loss = d_loss(*pred[:2])
@@ -534,7 +539,8 @@ class CondGANLoss(nn.Module):
         zero = pred.new_zeros(())  # a term weighted 0 is not computed: S and Enc then cost nothing
         self.g_style = style_loss(self.gan.style(style_view(pred) if self.gan.preset.gan_style_aug else pred), u) if self.lambda_style else zero
         self.g_content = content_loss(self.gan.content(pred), v) if self.lambda_content else zero
-        self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content
+        self.g_recon = (pred.float() - real.float()).abs().mean() if real is not None else zero  # L1 to the picture of G's own codes
+        self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content + self.gan.preset.gan_recon*self.g_recon
         return self.g_loss
 
 # %% ../nbs/07_gan.ipynb #f92c975a
@@ -575,10 +581,13 @@ class GANTrainer(Callback):
         self.learn.opt = self.opt_g if self.gen_mode else self.opt_d
 
     def before_batch(self):
-        real = self.xb[0]
-        z = self.learn.model.sample(len(real)).to(real.device)
+        real,m = self.xb[0],self.learn.model
+        z = m.sample(len(real)).to(real.device)
         self.learn.xb = (z,) if self.gen_mode else (real, z)
         self.learn.yb = (z,)
+        if self.gen_mode and m.preset.gan_recon>0:  # G's codes are those S and Enc read from the batch's pictures: each image has a target
+            z[:, :m.preset.d_style+m.preset.d_content] = m.condition(real).to(z.dtype)
+            self.learn.yb = (z, real)
 
     def after_step(self):
         "After a G step, move G's moving average (when `gan_ema > 0`) towards G, with the decay ramped up over the first steps."
@@ -606,10 +615,12 @@ class GANLossMetric(Metric):
     @property
     def value(self): return self.total/self.count if self.count else float('nan')
 
-def gan_metrics() -> list:
+def gan_metrics(preset:Preset=None # with `gan_recon > 0`, a column for the L1 term too
+               ) -> list:
     "The progress table's columns: D loss (eq. 5), G's adversarial (eq. 7), style (eq. 8) and content (eq. 9) terms."
     return [GANLossMetric('d_loss','critic'), GANLossMetric('g_gan','gen'),
-            GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')]
+            GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')] + (
+            [GANLossMetric('g_recon','gen','recon')] if preset is not None and preset.gan_recon>0 else [])
 
 # %% ../nbs/07_gan.ipynb #acc274db
 @torch.no_grad()
@@ -634,7 +645,7 @@ def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
     loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
     learn = Learner(dls, gan, loss_func=loss, opt_func=gan_opt_func(p), lr=lr or p.gan_lr,
                     cbs=[GANTrainer(), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=False)] + list(cbs or []),
-                    metrics=gan_metrics())
+                    metrics=gan_metrics(p))
     learn.recorder.train_metrics,learn.recorder.valid_metrics = True,False
     return learn
 

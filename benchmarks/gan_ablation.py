@@ -54,6 +54,11 @@ VARIANTS = {
     'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only: the preset now
     'narrow_fine': dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)),  # 16 channels at full resolution: the preset before
     'nearest_up': dict(gan_upsample='nearest'),         # G doubles each side by nearest-neighbour upsampling and a 3 x 3 convolution
+    'recon_10': dict(gan_recon=10.),                    # + L1 from G's image of a training picture's own codes to that picture, weight 10
+    'recon_3': dict(gan_recon=3.),
+    'recon_30': dict(gan_recon=30.),
+    'mapping': dict(gan_mapping=2),                     # G's norms read the code through two fully connected layers (a mapping network)
+    'proj_hidden': dict(gan_proj_hidden=256),          # D maps the code to its embedding through a hidden layer of 256, not linearly
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')

@@ -10,7 +10,10 @@ Reads a run with a trained GAN and judge (the synthetic default: it needs the gr
    with another picture's content code (what `judge_gan` measures), one training picture's style code with another
    picture's content code, and both codes of one training picture (what G trains on);
 3. per style factor, how well the judge's reading agrees with the artist's true level: on held-out real images,
-   and on G's images for the first and last draw above (accuracy for a categorical factor, correlation otherwise).
+   and on G's images for the first and last draw above (accuracy for a categorical factor, correlation otherwise);
+4. per continuous style factor, how much of the artists' spread G draws: the slope of each artist's mean judge reading
+   against the artist's true level, on G's images (mean u) and on held-out real images, and their ratio. A ratio
+   well below 1 with a high correlation means G draws each artist's way in the right direction, too faintly.
 """
 import argparse
 
@@ -60,6 +63,17 @@ def main():
     print(f"3. {'factor':16s} {'real':>6s} {'G, mean u':>10s} {'G, one picture':>15s}")
     for f in ag['real']:
         print(f"   {f:16s} {ag['real'][f]:6.2f} {ag['mean u'][f]:10.2f} {ag['one picture'][f]:15.2f}")
+    print(f"4. {'factor':16s} {'slope real':>10s} {'slope G':>8s} {'G / real':>9s}")
+    held, mean_u = real.judge_reading.assign(a=real.held_artist), read['mean u, other v'].assign(a=t.numpy())
+    ratios = []
+    for f in ag['real']:
+        col = f'style_{f}' if f'style_{f}' in real.style_truth else f
+        if col in cat or col not in mean_u: continue
+        truth = real.style_truth[col].to_numpy()
+        sr, sg = (np.polyfit(truth, d.groupby('a')[col].mean().reindex(range(A)).to_numpy(), 1)[0] for d in (held, mean_u))
+        ratios.append(sg/sr)
+        print(f"   {f:16s} {sr:10.2f} {sg:8.2f} {sg/sr:9.2f}")
+    print(f"   median G / real: {np.median(ratios):.2f}")
 
 
 if __name__ == '__main__': main()

@@ -85,6 +85,8 @@ CLI_FAULTS = [
     ('--data a folder of non-images', ['prepare', '--run', '{w}/fresh', '--data', '{w}/junk'], {}, 'not an image'),
     ('--data replacing the images of trained stages', ['train-gan', '--run', '{w}/trained', '--data', '{w}/junk'], {}, 'would replace them'),
     ('report of a run with no trained stage', ['report', '--run', '{w}/fresh'], {}, 'no trained style stage'),
+    ('measure-gan of a run with no trained GAN', ['measure-gan', '--run', '{w}/trained'], {}, 'has no trained GAN'),
+    ('measure-gan of a missing run directory', ['measure-gan', '--run', '{w}/nowhere'], {}, 'no run at'),
     ('checkpoint cut short', ['train-style', '--run', '{w}/cut'], {}, 'is truncated'),
     ('pickle planted as a checkpoint', ['train-style', '--run', '{w}/pickled'], {}, 'is a pickle'),
     ('damaged image cache', ['train-style', '--run', '{w}/badcache'], {}, 'the cache is damaged'),

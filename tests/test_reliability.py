@@ -338,6 +338,23 @@ def test_kill_pipeline_during_gan_then_rerun(ref, tmp_path):
     assert d_m <= 1e-6 and d_w <= 1e-6
 
 
+
+def test_measure_gan_command_restores_the_measures_and_keeps_the_history(ref, tmp_path):
+    "`animestyle measure-gan` on a run whose metrics lack the judge's keys (trained before they existed): they come back the same, history and times kept."
+    run = copy_run(ref, tmp_path/'run', [s for s in ('data', 'style', 'content', 'judge', 'gan') if (ref.path/s).is_dir()])
+    mfile = run.gan/'metrics.json'
+    before = json.loads(mfile.read_text())
+    judged = [k for k in before if k.startswith('judge_')]
+    assert 'judge_style_fidelity' in judged
+    mfile.write_text(json.dumps({k: v for k, v in before.items() if k not in judged}))
+    weights_before = (run.gan/'weights.safetensors').read_bytes()
+    out = rerun(['measure-gan', '--run', str(run.path)])
+    after = json.loads(mfile.read_text())
+    assert max_diff({k: after[k] for k in judged}, {k: before[k] for k in judged}) <= 1e-6
+    assert after['history'] == before['history'] and after['train_seconds'] == before['train_seconds']
+    assert (run.gan/'weights.safetensors').read_bytes() == weights_before          # measured, not retrained
+    assert f"judge_style_fidelity: {before['judge_style_fidelity']:.3f}" in out
+
 # --- the table of bad-input kinds ---------------------------------------------------------------------------------
 
 # (kind, test file, test function, what the user gets). Each kind is tried by that test; none loses anything on disk.
