@@ -1030,7 +1030,7 @@ def measure_gan(run:RunDir, # a run with a trained GAN stage
                ) -> dict:
     "Measure the trained GAN of `run` again, as `train_gan` does at its end, and rewrite those measures in `gan/metrics.json` (its history and times kept): for a run trained before a measure was added."
     from animestyle.judge import load_judge
-    folder,device = run.stage('gan'),torch.device(device or default_device())
+    folder,device = run.gan,torch.device(device or default_device())  # not `stage`: a run without a GAN is left as it was
     wfile,mfile = folder/'weights.safetensors',folder/'metrics.json'
     if not wfile.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
     t,meta = load_checkpoint(wfile)

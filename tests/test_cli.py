@@ -45,9 +45,9 @@ def world(tmp_path_factory):
 
 
 def snapshot(root):
-    "Every file under `root`, by content."
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(Path(root).rglob('*')) if p.is_file()}
+    "Every file under `root`, by content, and every folder (an empty one left behind is a partial artefact too)."
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else 'folder'
+            for p in sorted(Path(root).rglob('*'))}
 
 
 # (kind, arguments with {w} for the world folder, environment, what the one line must say)
