@@ -11,7 +11,9 @@ The run must hold trained style, content and judge stages (`animestyle train-con
 `results/cpu_gan_ablation.json` was measured in rounds, and each entry's `overrides` say what it ran with, from the
 preset of its round: its `cpu` entry is the preset before `wide_fine` joined it (16 channels at full resolution, which
 `narrow_fine` now reproduces; G with two layers per level, learning rate 4e-4), and `wide_fine` (32 channels there) is
-the preset as it is now, run to 140 epochs. The round before it (`lambda_style_0`, `style_aug`,
+the preset before `mapping`, run to 140 epochs. `mapping` (`wide_fine` with `gan_mapping = 2`) is the preset as it is
+now; `recon_10` and `proj_hidden` are `wide_fine` with one change, and `mapping_nearest_up` is `mapping` with
+nearest-neighbour upsampling, measured on the `runs/demo` of its day against that run's own GAN. The round before it (`lambda_style_0`, `style_aug`,
 `match`, `proj_all`, `match_proj_all`, `content_swap`, `noise`, `wide_fine`) changes its keys, `lr_2e-4` is the preset before it, `bs_16` and
 `lambda_style_2` that one with one more change, `shallow` and `wide` the one before (`gan_arch = cbn`, with R1), and the
 other variants that one without R1 (`no_r1` is their baseline).
@@ -51,7 +53,7 @@ VARIANTS = {
     'lambda_style_0': dict(lambda_style=0.),            # no eq. 8: the style reaches G through D's projection alone
     'lambda_style_0.1': dict(lambda_style=0.1),         # eq. 8 weighted a fifth of the paper's 0.5
     'noise': dict(gan_noise=True),                      # + per-pixel noise inputs in G, for grain and strands
-    'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256)),  # twice the width at full resolution only: the preset now
+    'wide_fine': dict(gen_features=(32, 32, 64, 128, 256), disc_features=(32, 32, 64, 128, 256), gan_mapping=0),  # twice the width at full resolution only: the preset before `mapping`
     'narrow_fine': dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)),  # 16 channels at full resolution: the preset before
     'nearest_up': dict(gan_upsample='nearest'),         # G doubles each side by nearest-neighbour upsampling and a 3 x 3 convolution
     'recon_10': dict(gan_recon=10.),                    # + L1 from G's image of a training picture's own codes to that picture, weight 10
@@ -59,6 +61,7 @@ VARIANTS = {
     'recon_30': dict(gan_recon=30.),
     'mapping': dict(gan_mapping=2),                     # G's norms read the code through two fully connected layers (a mapping network)
     'proj_hidden': dict(gan_proj_hidden=256),          # D maps the code to its embedding through a hidden layer of 256, not linearly
+    'mapping_nearest_up': dict(gan_mapping=2, gan_upsample='nearest'),  # the mapping network and nearest-neighbour upsampling together
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')

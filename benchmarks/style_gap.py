@@ -13,7 +13,9 @@ Reads a run with a trained GAN and judge (the synthetic default: it needs the gr
    and on G's images for the first and last draw above (accuracy for a categorical factor, correlation otherwise);
 4. per continuous style factor, how much of the artists' spread G draws: the slope of each artist's mean judge reading
    against the artist's true level, on G's images (mean u) and on held-out real images, and their ratio. A ratio
-   well below 1 with a high correlation means G draws each artist's way in the right direction, too faintly.
+   well below 1 with a high correlation means G draws each artist's way in the right direction, too faintly;
+5. the judge's style fidelity when each artist's mean style code is pushed 2 and 3 times as far from the mean of all
+   training codes (the same content and noise codes): whether a faint drawing can be made stronger from the code.
 """
 import argparse
 
@@ -74,6 +76,11 @@ def main():
         ratios.append(sg/sr)
         print(f"   {f:16s} {sr:10.2f} {sg:8.2f} {sg/sr:9.2f}")
     print(f"   median G / real: {np.median(ratios):.2f}")
+    centre = bank.mean(0)
+    print('5. judge style fidelity, the artist\'s mean code pushed from the mean of all codes:')
+    for k in (1, 2, 3):
+        z = join_code(centre + k*(u_a[t] - centre), v, w)
+        print(f"   x {k}: {(judge_read(judge, _batched(gan.sampler, z))['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
 
 
 if __name__ == '__main__': main()
