@@ -210,7 +210,8 @@ def report(preset:str=None, # preset: paper, cpu or tiny
     "Write `report/report.html` with every figure and metric of the run."
     return run_stage('report', open_run(preset, run, create=False))
 
-MEASURED = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'style_top1')
+MEASURED = ('judge_real_artist', 'judge_real_character', # the judge's own held-out accuracy: the ceiling of the two below
+            'judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'style_top1')
 
 def measure_gan(preset:str=None, # preset: paper, cpu or tiny
                 run:str='runs/demo'): # run directory
