@@ -22,38 +22,32 @@ from fastprogress.fastprogress import progress_bar
 from .core import RunDir, RunDirError, CheckpointError, autocast, default_device, lab_to_rgb, rgb_to_lab, save_json, atomic_write, load_checkpoint
 from .gan import bank_rows
 from .layers import StyleEncoder, ContentEncoder, Generator
+from .style import StyleCode
 from .data.loaders import ImageCache, CacheError
 
 # %% auto #0
-__all__ = ['STAGE_LOADERS', 'FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'StyleSpaceError', 'load_stage', 'StyleSpace',
-           'to_pil', 'image_grid', 'figure2', 'separation_scores', 'bilinear_styles', 'figure3', 'figure_dimension',
-           'style_factor_targets', 'interpret_dimensions', 'judge_heldout', 'interpretation_table',
-           'format_interpretation', 'figure_interpretation', 'figure6', 'figure7', 'transfer_scores', 'write_report',
-           'unmeasured']
+__all__ = ['STAGE_LOADERS', 'StyleSpaceError', 'load_stage', 'StyleSpace', 'to_pil', 'image_grid', 'figure2', 'separation_scores',
+           'bilinear_styles', 'figure3', 'figure_dimension', 'style_factor_targets', 'interpret_dimensions',
+           'judge_heldout', 'interpretation_table', 'format_interpretation', 'figure_interpretation', 'figure6',
+           'figure7', 'transfer_scores']
 
 # %% ../nbs/08_analysis.ipynb #5b410d9c
 class StyleSpaceError(ValueError):
     "A run directory that lacks a trained stage, or an input that is not an image."
 
-STAGE_LOADERS = dict(style=('animestyle.style', 'load_style_encoder', 'train-style'),
-                     content=('animestyle.content', 'load_content_encoder', 'train-content'),
-                     gan=('animestyle.gan', 'load_gan', 'train-gan'))
-
-def _pick(obj, *names):
-    "The first of `names` that `obj` (a dict or an object) holds, else None."
-    for n in names:
-        v = obj.get(n) if isinstance(obj, dict) else getattr(obj, n, None)
-        if v is not None: return v
-    return None
+# each stage: the loader that returns its trained networks, the file it needs, and the command that trains it
+STAGE_LOADERS = dict(style=('animestyle.style', 'load_style_encoder', 'style.safetensors', 'train-style'),
+                     content=('animestyle.content', 'load_content_encoder', 'encoder.safetensors', 'train-content'),
+                     gan=('animestyle.gan_train', 'load_gan', 'weights.safetensors', 'train-gan'))
 
 def load_stage(run:RunDir, # the run
                stage:str # 'style', 'content' or 'gan'
               ):
     "What the upstream loader of `stage` returns for `run`; a `StyleSpaceError` naming what is missing otherwise."
-    mod,fn,cmd = STAGE_LOADERS[stage]
+    mod,fn,fname,cmd = STAGE_LOADERS[stage]
     folder = run.path/stage
-    if not folder.is_dir() or not any(folder.glob('*.safetensors')):
-        raise StyleSpaceError(f"run {run.path} has no trained {stage} stage ({folder} holds no weights): run `animestyle {cmd} --run {run.path}`")
+    if not (folder/fname).is_file():  # checked here, so that no loader trains a missing stage behind the caller's back
+        raise StyleSpaceError(f"run {run.path} has no trained {stage} stage ({folder/fname} is missing): run `animestyle {cmd} --run {run.path}`")
     try: loader = getattr(importlib.import_module(mod), fn)
     except (ModuleNotFoundError, AttributeError): raise StyleSpaceError(f"this version of animestyle cannot load the {stage} stage ({mod}.{fn} is missing)") from None
     try: return loader(run)
@@ -73,14 +67,11 @@ def _inference(net):
 
 class StyleSpace:
     "The trained S, Enc and G of a run, speaking in images and normalised codes."
-    def __init__(self, S:torch.nn.Module, # the style encoder (raw outputs, D of them)
+    def __init__(self, style:StyleCode, # the style stage's S with its training-set statistics (§4 normalisation) and centres
                  Enc:torch.nn.Module, # the content encoder (`encode` gives the posterior mean)
                  G:torch.nn.Module, # the generator: (style, content, noise) code -> Lab image
-                 style_mean:torch.Tensor, # training-set mean of S's outputs (§4 normalisation)
-                 style_std:torch.Tensor, # training-set standard deviation of S's outputs
                  d_style:int, # style dimensions G is conditioned on
                  d_content:int, # content dimensions G is conditioned on
-                 centres:torch.Tensor=None, # learned artist styles s_i (eq. 2), raw, one row per artist
                  artists:list=None, # artist names, in centre order
                  cache:ImageCache=None, # the run's images, for rankings and probes
                  run:RunDir=None, # the run these networks come from
@@ -88,15 +79,15 @@ class StyleSpace:
                  content_bank:torch.Tensor=None, # content codes of the same images (`gan_content_prior = data`); None: N(0, I)
                  device=None): # default `core.default_device()`
         self.device = torch.device(device or default_device())
-        self.S,self.Enc,self.G = [_inference(n).to(self.device) for n in (S,Enc,G)]
+        self.code,self.Enc,self.G = [_inference(n).to(self.device) for n in (style,Enc,G)]
+        self.S = self.code.encoder  # the raw style encoder
         self.d_style,self.d_content = int(d_style),int(d_content)
         self.code_dim = self.G.n_in
         self.d_noise = self.code_dim-self.d_style-self.d_content
         if self.d_noise<0: raise StyleSpaceError(f"G takes {self.code_dim} numbers, fewer than d_style + d_content = {self.d_style+self.d_content}")
-        ds = self.d_style
-        self.mean,self.std = [torch.as_tensor(t, dtype=torch.float32).flatten()[:ds].to(self.device) for t in (style_mean, style_std)]
-        self.centres = None if centres is None else torch.as_tensor(centres, dtype=torch.float32)[:, :ds].to(self.device)
-        self.artists = list(artists) if artists is not None else (None if centres is None else [f'artist {i}' for i in range(len(centres))])
+        if self.code.d!=self.d_style: raise StyleSpaceError(f"the style code keeps {self.code.d} dimensions, G reads {self.d_style}")
+        self.centres = self.code.centres[:, :self.d_style]
+        self.artists = list(artists) if artists is not None else [f'artist {i}' for i in range(len(self.centres))]
         self.cache,self.run = cache,run
         self.style_bank,self.content_bank = [None if b is None else torch.as_tensor(b, dtype=torch.float32).cpu() for b in (style_bank, content_bank)]
         self.image_size = self.G.image_size
@@ -114,38 +105,11 @@ def from_run(cls:StyleSpace, run_dir, # a run directory (path or `RunDir`) with 
     "Load the trained S (centres, h_d, style statistics), Enc and G of `run_dir`."
     try: run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir, create=False)
     except RunDirError as e: raise StyleSpaceError(str(e)) from None
-    st,enc,gan = [load_stage(run, s) for s in ('style','content','gan')]
-    S,mean,std = _style_parts(st, run)
-    Enc = _find_net(enc, ContentEncoder, ('Enc', 'encoder', 'content_encoder', 'model'))
-    G = _find_net(gan, torch.nn.Module, ('G', 'generator', 'model'))  # the moving average of G when the run keeps one
+    code,Enc,gan = [load_stage(run, s) for s in ('style','content','gan')]  # a StyleCode, a ContentEncoder, a GANStage
     try: cache = ImageCache(run.data)
     except (CacheError, OSError): cache = None
-    p = run.preset
-    return cls(S, Enc, G, mean, std, _pick(gan, 'd_style') or p.d_style, _pick(gan, 'd_content') or p.d_content,
-               centres=_pick(st, 'centres', 'centers'), artists=cache.artists if cache is not None else _pick(st, 'artists'),
-               cache=cache, run=run, style_bank=_pick(gan, 'style_bank'), content_bank=_pick(gan, 'content_bank'), device=device)
-
-# %% ../nbs/08_analysis.ipynb #59d7761a
-def _find_net(obj, cls, names):
-    "The network of class `cls` inside what a stage loader returned (the object itself, or an attribute/key of it, nested)."
-    seen = 0
-    while not isinstance(obj, cls) and seen<4:
-        inner = next((v for v in (_pick(obj, n) for n in names) if isinstance(v, torch.nn.Module)), None)
-        if inner is None: break
-        obj,seen = inner,seen+1
-    if not isinstance(obj, torch.nn.Module): raise StyleSpaceError(f"the stage loader returned no {cls.__name__} ({type(obj).__name__})")
-    return obj
-
-def _style_parts(st, run):
-    "The raw style encoder S, and the training-set mean and std of its outputs, from what the style stage's loader returned."
-    S = _find_net(st, StyleEncoder, ('encoder', 'S', 'style_encoder', 'model'))
-    mean,std = _pick(st, 'style_mean', 'mean'),_pick(st, 'style_std', 'std')
-    f = run.path/'gan'/'style_stats.safetensors'
-    if (mean is None or std is None) and f.is_file():
-        t,_ = load_checkpoint(f); mean,std = t.get('mean'),t.get('std')
-    if mean is None or std is None:
-        raise StyleSpaceError(f"run {run.path}: the style stage lacks the training-set style mean/std: rerun `animestyle train-style --run {run.path}`")
-    return S,mean,std
+    return cls(code, Enc, gan.G, gan.d_style, gan.d_content, artists=cache.artists if cache is not None else None,  # G: the moving average when kept
+               cache=cache, run=run, style_bank=gan.style_bank, content_bank=gan.content_bank, device=device)
 
 # %% ../nbs/08_analysis.ipynb #0edcf95b
 def _open_image(x):
@@ -191,7 +155,7 @@ def style_features(self:StyleSpace, images, # anything `to_lab` takes
     x = self.to_lab(images)
     with torch.no_grad(), autocast(self.device):
         out = torch.cat([self.S(b).float() for b in _batches(x)])
-    return out if raw else (out[:, :self.d_style]-self.mean)/self.std
+    return out if raw else self.code.normalise(out)
 
 @patch
 def encode_style(self:StyleSpace, images # path(s), PIL image(s), uint8 RGB arrays, or a float Lab batch
@@ -238,7 +202,7 @@ def _style_and_features(self:StyleSpace, x):
             u = self.S.head(h.mean((2,3)) if getattr(self.S,'head_kind','pool')=='pool' else h.flatten(1)).float()
             f = h.mean((2,3))
         else: u = self.S(x).float(); f = u
-    return (u[:, :self.d_style]-self.mean)/self.std, f
+    return self.code.normalise(u), f
 
 # %% ../nbs/08_analysis.ipynb #73368ffd
 def _rows(t, d, device):
@@ -329,7 +293,7 @@ def artist_style(self:StyleSpace, name # an artist's name (or index)
     if isinstance(name, (int, np.integer)) and 0<=name<len(self.artists): i = int(name)
     elif name in self.artists: i = self.artists.index(name)
     else: raise StyleSpaceError(f"unknown artist {name!r}; artists are {', '.join(self.artists[:5])}{', ...' if len(self.artists)>5 else ''}")
-    return ((self.centres[i]-self.mean)/self.std).cpu()
+    return self.code.normalise(self.centres[i][None])[0].cpu()
 
 @patch
 def nearest_artists(self:StyleSpace, images, # anything `to_lab` takes
@@ -698,215 +662,3 @@ def transfer_scores(ss:StyleSpace, # the trained networks
     return out_d
 
 def _u8(rgb): return (rgb.clamp(0, 1).permute(0, 2, 3, 1)*255).round().to(torch.uint8)
-
-# %% ../nbs/08_analysis.ipynb #a6f79ea2
-FIGURE_NOTES = {
-    'figure1': "Figure 1 (§6.1): nearest-centre accuracy (left) and the eq. 10 within/between variance ratio (right) against the number of style dimensions d.",
-    'figure2': "Figure 2 (§6.2): rows share the content code (a character's mean code), columns the style code (an artist's mean code); the top row and left column are real images of that artist and character, and each label says how many of its images the judge assigns to it.",
-    'figure3': "Figure 3 (§6.3): one content code under random styles (left) and under styles interpolated bilinearly between four corners (right).",
-    'figure6': "Figure 6 (§6.4): training images (left of each pair) and their reconstructions G(S(x), Enc(x), 0).",
-    'figure7': "Figure 7 (§6.4): content source, transfer result, style source.",
-    'pruning': "Content stage (§4 pruning): held-out reconstruction loss against the number of content dimensions kept.",
-    'reconstructions': "Content stage (eq. 4): held-out images and their VAE reconstructions at several kept prefix lengths.",
-    'interpretation': "How strongly each style dimension drives each ground-truth style factor in generated images (read by the judge; factor standard deviations per ±3 sweep).",
-}
-METRIC_NOTES = {
-    'style_var_fixed_style': "(S and Enc, trained against) variance of S's codes within a Figure 2 column (same style code, different content): small if style is kept",
-    'style_var_fixed_content': "(S and Enc, trained against) variance of S's codes within a Figure 2 row (same content, different style codes): the scale to compare with",
-    'content_var_fixed_content': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 row (same content code): small if content is kept",
-    'content_var_fixed_style': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 column (different content codes): the scale to compare with",
-    'style_to_style_source': "(S and Enc, trained against) distance of a transfer result's style code to its style source's (should be the smaller of the two)",
-    'style_to_content_source': "(S and Enc, trained against) distance of a transfer result's style code to its content source's",
-    'content_to_content_source': "(S and Enc, trained against) distance of a transfer result's content code to its content source's (should be the smaller of the two)",
-    'content_to_style_source': "(S and Enc, trained against) distance of a transfer result's content code to its style source's",
-    'reconstruction_mse_lab': "mean squared error of reconstructions against the originals, in the networks' normalised Lab",
-    'nearest_centre_accuracy': "share of held-out images whose nearest learned artist centre is their own artist",
-    'chance': "accuracy of guessing an artist at random",
-    'judge_heldout': "how well the judge reads this factor on held-out real images (accuracy, or R² for a value): how far its readings of generated images can be trusted",
-    'not_measured': "what this run's data cannot measure, and why",
-    # GAN stage, read by the independent judge (trained on real images only, never in a loss)
-    'judge_style_fidelity': "share of images generated from an artist's mean style code (random content, noise) that the judge assigns to that artist",
-    'judge_style_fidelity_by_artist': "the same, artist by artist",
-    'judge_content_recovery': "share of images generated from a character's mean content code (random style, noise) that the judge assigns to that character",
-    'row_consistency': "share of Figure 2 rows (one character's content code, several artists' styles) whose images the judge assigns, all, to one character",
-    'column_consistency': "share of Figure 2 columns (one artist's style code, several contents) whose images the judge assigns, all, to one artist",
-    'judge_real_artist': "the judge's accuracy on held-out real images, artist: the ceiling of style fidelity",
-    'judge_real_character': "the judge's accuracy on held-out real images, character: the ceiling of content recovery",
-    'judge_chance_artist': "artist accuracy of a random guess", 'judge_chance_character': "character accuracy of a random guess",
-    'judge_fd': "Fréchet distance between real and generated images in the judge's features (lower is better)",
-    'judge_fd_floor': "the same distance between two disjoint halves of the real images: the floor",
-    'judge_style_factors_real': "how well the judge's reading of held-out real images agrees with their artist's true level of this style factor (accuracy for a level, correlation for a value): the ceiling of the next",
-    'judge_style_factors_gan': "the same agreement on the images of judge_style_fidelity: a style factor G fails to draw reads well below its ceiling",
-    'judge_fd_ratio': "judge_fd over its floor", 'judge_n_fd': "images per side in the judge's Fréchet distance",
-    'judge_transfer_artist': "share of style transfers the judge assigns to the style source's artist",
-    'judge_transfer_artist_of_content_source': "share of style transfers the judge assigns to the content source's artist (should be the smaller)",
-    'judge_transfer_character': "share of style transfers the judge assigns to the content source's character",
-    'judge_reconstruction_artist': "share of reconstructions the judge assigns to the original's artist",
-    'judge_reconstruction_character': "share of reconstructions the judge assigns to the original's character",
-    # GAN stage, read by S and Enc: what G was trained to satisfy (eqs. 8 and 9), so not a grade
-    'style_top1': "(S, trained against) share of images generated from an artist's mean style code that S assigns to that artist (nearest centre)",
-    'style_top1_real': "the same nearest-centre accuracy on real held-out images, for reference",
-    'style_chance': "nearest-centre accuracy of a random guess (1 / number of artists)",
-    'style_error_eq8': "eq. 8 on generated images: mean squared distance between S(G(u,v,w)) and the intended style code u",
-    'style_error_eq8_real': "the same distance for real images and their artist's mean code: the floor to compare with",
-    'content_error_eq9': "eq. 9 on generated images: mean squared distance between Enc(G(u,v,w)) and the intended content code v",
-    'content_error_eq9_prior': "eq. 9 if Enc ignored the image (d_content): the value to beat",
-    'content_probe_top1': "(Enc, trained against) share of images generated from a character's mean content code that a probe on Enc's codes assigns to that character",
-    'content_probe_real': "the same character probe on real held-out images, for reference",
-    'content_chance': "character accuracy of a random guess",
-    'fd': "(S, trained against) Fréchet distance between real and generated images in S's feature space (lower is better)",
-    'fd_floor': "Fréchet distance between two disjoint halves of the real images: the floor",
-    'n_fd': "images per side in the Fréchet distance",
-    'spread_ratio': "spread of generated features over spread of real features (well below 1 signals mode collapse)",
-    'd_loss_near_zero_epochs': "epochs in which D's loss fell near zero (D winning outright)",
-    'train_seconds': "wall time of the stage's training",
-    'seconds': "wall time of the stage",
-    'epochs': "epochs trained",
-    'history': "per-epoch training values",
-    # content stage
-    'artist_acc_content': "linear-probe accuracy predicting the artist from the content code (should be near chance: no style leaks)",
-    'artist_acc_style': "linear-probe accuracy predicting the artist from the style code",
-    'artist_chance': "artist accuracy of guessing the most common artist",
-    'artist_acc_content_mlp': "the same with a small MLP probe: leakage read more strictly",
-    'content_factors_above_chance': "content factors the content code's linear probe predicts well above chance",
-    'content_factors_above_chance_mlp': "content factors an MLP probe on the content code predicts well above chance",
-    'from_content_mlp': "held-out score of an MLP probe on the content code",
-    'style_factors_worse_from_content': "style factors predicted worse from the content code than from the style code",
-    'chosen_cut': "content dimensions where extra dimensions stop lowering the held-out reconstruction loss",
-    'd_content_used': "content dimensions the GAN is conditioned on",
-    'monotone_violation': "largest rise of the pruning curve (0 = it falls monotonically)",
-}
-
-def _note(key, stage):
-    "The note of `key` ('a.b.c'), or of its nearest parent that has one, naming the rest ('c')."
-    parts = key.split('.')
-    for i in range(len(parts)-1, -1, -1):
-        if parts[i] in METRIC_NOTES:
-            rest = ' / '.join(parts[i+1:]).replace('_', ' ')
-            return METRIC_NOTES[parts[i]] + (f': {rest}' if rest else '')
-    words = key.replace('.', ' / ').replace('_', ' ')
-    return f"{words}, as measured by the {stage} stage"
-
-def _flatten(d, prefix=''):
-    "Leaves of nested metrics as {'a.b.c': value}; lists shown inline when short, else summarised."
-    out = {}
-    for k,v in d.items():
-        key = f'{prefix}.{k}' if prefix else str(k)
-        if isinstance(v, dict) and v: out.update(_flatten(v, key))
-        elif isinstance(v, list):
-            short = len(v)<=8 and all(isinstance(x, (int, float, str, bool)) or x is None for x in v)
-            out[key] = (', '.join(_fmt(x) for x in v) or '(none)') if short else f'{len(v)} entries (see metrics.json)'
-        else: out[key] = v
-    return out
-
-def _img_tag(path, alt):
-    data = base64.b64encode(Path(path).read_bytes()).decode()
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-def _fmt(v):
-    if isinstance(v, float): return f'{v:.4g}'
-    return str(v)
-
-# %% ../nbs/08_analysis.ipynb #c2453db8
-SUBFOLDER_NOTES = {'samples': 'a fixed grid of GAN codes, redrawn after every epoch',
-                   'recon': 'held-out reconstructions at several kept prefix lengths, after every epoch'}
-
-def _stage_outputs(r:RunDir, notes:dict):
-    "Figures `(stage, path)` and parsed `metrics.json` of the style, content and GAN stages; notes for per-epoch images go into `notes`."
-    figs,metrics = [],{}
-    for stage in ('style','content','gan'):
-        d = r.path/stage
-        if not d.is_dir(): continue
-        if (d/'metrics.json').is_file():
-            try: metrics[stage] = json.loads((d/'metrics.json').read_text())
-            except json.JSONDecodeError: metrics[stage] = {'metrics.json': 'unreadable'}
-        figs.extend((stage, p) for p in sorted(d.glob('*.png')))
-        for sub in sorted(x for x in d.iterdir() if x.is_dir()):
-            pngs = sorted(sub.glob('*.png'))
-            if not pngs: continue
-            figs.append((stage, pngs[-1]))
-            notes[str(pngs[-1])] = f"The last of {len(pngs)} images in {stage}/{sub.name}/: {SUBFOLDER_NOTES.get(sub.name, 'written during training')}."
-    return figs,metrics
-
-def _dimension_figures(ss, out, table, dims, notes):
-    "Figures 4 and 5 for `dims` (default: the two dimensions the interpretation finds strongest)."
-    if dims is None:
-        dims = tuple(table.strength.sort_values(ascending=False).index[:2]) if table is not None else (min(10, ss.d_style), min(6, ss.d_style))
-    figs = []
-    for name,k in zip(('figure4','figure5'), dims):
-        what = f" It drives {table.loc[k,'factor']} most (strength {table.loc[k,'strength']})." if table is not None else ''
-        figure_dimension(ss, int(k), path=out/f'{name}.png', title=f'Figure {name[-1]}: style dimension {k}')
-        notes[name] = (f"Figures 4/5 (§6.3): style dimension {k} set to −5, 0, +5 in random codes (top); training images "
-                       f"ranked lowest and highest 10% along it (bottom).{what}")
-        figs.append(('report', out/f'{name}.png')); plt.close('all')
-    return figs
-
-def write_report(run, # the run (path or `RunDir`)
-                 dims:tuple=None, # style dimensions for Figures 4 and 5; default: the two the interpretation finds strongest
-                 device=None, # default `core.default_device()`
-                 space:StyleSpace=None # the run's `StyleSpace`, if already loaded (reuses its computed codes)
-                ) -> Path:
-    "Draw Figures 2-7 and the interpretation into `report/`, collect every stage's figures and metrics, write `report/report.html`."
-    r = run if isinstance(run, RunDir) else RunDir(run, create=False)
-    ss = space or StyleSpace.from_run(r, device=device)
-    out,notes = r.stage('report'),dict(FIGURE_NOTES)
-    ours = dict(separation=separation_scores(ss), transfer=transfer_scores(ss))
-    figs = []
-    for f in progress_bar((figure2, figure3, figure6, figure7), leave=False):
-        figs.append(('report', f(ss).saved_to)); plt.close('all')
-    table = None
-    if ss.cache is not None and any(c.startswith('style_') for c in ss.cache.manifest.columns):
-        effects,rel = interpret_dimensions(ss),judge_heldout(ss)
-        table = interpretation_table(effects, rel)
-        figs.append(('report', figure_interpretation(effects, ss).saved_to)); plt.close('all')
-        with atomic_write(out/'interpretation.csv') as tmp: table.to_csv(tmp)
-        ours['judge_heldout'] = {k:round(float(v), 4) for k,v in rel.items()}
-        print(format_interpretation(table))
-    figs += _dimension_figures(ss, out, table, dims, notes)
-    stage_figs,metrics = _stage_outputs(r, notes)
-    metrics['report'] = ours
-    save_json(out/'metrics.json', ours)
-    missing = unmeasured(ss)
-    if missing: ours['not_measured'] = missing
-    page = _report_html(r, ss, stage_figs+sorted(figs, key=lambda t: t[1].name), metrics, table, notes, missing)
-    with atomic_write(out/'report.html') as tmp: Path(tmp).write_text(page, encoding='utf-8')
-    return out/'report.html'
-
-def unmeasured(ss:StyleSpace # the run's networks
-              ) -> list:
-    "What this run's data cannot measure, each with the reason: a collection without characters or ground-truth factors."
-    m = ss.cache.manifest if ss.cache is not None else pd.DataFrame()
-    out = []
-    if 'character' not in m:
-        out.append("content recovery, row consistency and the character readings of transfer and reconstruction: the images are not labelled by character")
-    if not any(c.startswith('style_') for c in m.columns):
-        out.append("which ground-truth factor each style dimension drives (the interpretation table and heat map): the images carry no ground-truth style factors; Figures 4 and 5 show dimensions 10 and 6 as the paper does")
-    if not any(c.startswith('content_') for c in m.columns):
-        out.append("whether the content code captures each content factor (the content stage's factor probes): the images carry no ground-truth content factors")
-    return out
-
-def _report_html(r, ss, figs, metrics, table, notes, missing=()):
-    css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222} img{max-width:100%;border:1px solid #ddd}"
-           "table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} .note{color:#555;font-size:14px}")
-    h = [f'<!doctype html><html><head><meta charset="utf-8"><title>animestyle report: {html.escape(str(r.path))}</title><style>{css}</style></head><body>',
-         f'<h1>animestyle report</h1><p class="note">Run <code>{html.escape(str(r.path))}</code>, preset <code>{r.preset.name}</code>, '
-         f'{ss.image_size} px, d_style={ss.d_style}, d_content={ss.d_content}, d_noise={ss.d_noise}, {len(ss.artists or [])} artists.</p>']
-    if missing:
-        h.append('<h2>What this run cannot measure</h2><ul>' + ''.join(f'<li>{html.escape(m)}</li>' for m in missing) + '</ul>')
-    if table is not None:
-        h.append('<h2>What each style dimension drives</h2><p class="note">Sweep each style dimension from −3 to +3 in random codes; the judge '
-                 "(trained on real images only, never in a loss) reads every ground-truth style factor from the generated images. Strength: change in factor standard "
-                 "deviations; real_corr: correlation of the dimension with the factor over training images; judge_heldout: how well the judge reads that factor on held-out real images.</p>")
-        h.append(table.to_html(float_format=lambda v: f'{v:.2f}'))
-    h.append('<h2>Figures</h2>')
-    for stage,p in figs:
-        note = notes.get(str(p)) or notes.get(p.stem) or f"{p.stem.replace('_',' ')}: written by the {stage} stage."
-        rel = p.relative_to(r.path) if p.is_relative_to(r.path) else p.name
-        h.append(f'<h3>{html.escape(str(rel))}</h3><p class="note">{html.escape(note)}</p>{_img_tag(p, p.stem)}')
-    h.append('<h2>Metrics</h2>')
-    for stage,m in metrics.items():
-        rows = ''.join(f'<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_fmt(v))}</td><td class="note">{html.escape(_note(k, stage))}</td></tr>'
-                       for k,v in _flatten(m).items())
-        h.append(f'<h3>{html.escape(stage)}</h3><table><tr><th>metric</th><th>value</th><th>meaning</th></tr>{rows}</table>')
-    h.append('</body></html>')
-    return '\n'.join(h)

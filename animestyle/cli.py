@@ -26,8 +26,8 @@ STAGE_FUNCS = dict(
     prepare=('animestyle.data.loaders', 'prepare_data'),
     style=('animestyle.style', 'evaluate_style'),
     content=('animestyle.content', 'train_content'),
-    gan=('animestyle.gan', 'train_gan'),
-    report=('animestyle.analysis', 'write_report'),
+    gan=('animestyle.gan_train', 'train_gan'),
+    report=('animestyle.report', 'write_report'),
 )
 PIPELINE = ('prepare', 'style', 'content', 'gan', 'report')
 
@@ -216,7 +216,7 @@ MEASURED = ('judge_real_artist', 'judge_real_character', # the judge's own held-
 def measure_gan(preset:str=None, # preset: paper, cpu or tiny
                 run:str='runs/demo'): # run directory
     "Measure the run's trained GAN again, as `train-gan` does at its end, into `gan/metrics.json`: for a run trained before a measure existed."
-    from animestyle.gan import measure_gan as measure
+    from animestyle.gan_train import measure_gan as measure
     start,r = time.time(),open_run(preset, run, create=False)
     m = measure(r)
     for k in MEASURED:

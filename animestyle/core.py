@@ -24,13 +24,14 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.optimizer import OptimWrapper
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY',
-           'OPTIMISERS', 'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset',
-           'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state',
-           'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb',
-           'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint', 'save_model',
-           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every', 'DivergenceError',
-           'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES',
+           'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path',
+           'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
+           'align_opt_state', 'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab',
+           'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint',
+           'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every',
+           'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state',
+           'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -60,19 +61,9 @@ class Preset:
     lambda_content:float # weight of eq. 9 in the generator loss
     gan_style_prior:str  # G's training style codes: 'normal' (§4: N(0, I)) or 'data' (normalised codes of training images)
     gan_content_prior:str # G's training content codes: 'normal' (§4) or 'data' (drawn with u, from the same training image)
-    gan_content_swap:float # with both priors 'data': the fraction of codes whose v comes from another training image than u
-    gan_arch:str         # G: 'resnet' (Table 1), 'cbn' (DCGAN with the code in every batch norm) or 'cbn_deep' (cbn with two convolutions per level)
-    gan_disc:str         # D: 'consortium' (§5.2), 'projection' (one D on the whole image that also sees the codes) or 'plain' (the same D without the codes)
-    gan_mbstd:bool       # D sees its batch's feature spread (minibatch standard deviation; projection D only)
-    gan_augment:bool     # DiffAugment: D sees real and generated images shifted and cut out alike
-    gan_match:float      # weight of the matching-aware term: real images with another image's style code count as fake for D (0: off; projection D only)
-    gan_proj_levels:int  # projection D: how many of its levels, counted from the last, see the code
-    gan_proj_hidden:int  # projection D: width of a hidden layer between the code and its embedding (0: the linear projection)
-    gan_style_aug:bool   # eq. 8 reads S on G's images mirrored and shifted at random, so that G cannot satisfy S with a pixel-exact pattern
-    gan_noise:bool       # cbn G: fresh per-pixel noise at every doubled side, scaled per channel (StyleGAN's noise inputs)
-    gan_upsample:str     # cbn G: how a level doubles its side: 'transpose' (DCGAN's 4 x 4 transposed convolution) or 'nearest' (nearest-neighbour upsampling, then a 3 x 3 convolution)
-    gan_mapping:int      # cbn G: fully connected layers (of code_dim units, leaky ReLU) that map the code before every conditional batch norm reads it (0: the code itself)
-    gan_recon:float      # weight of an L1 term that pulls G's image from a training image's own codes (u, v) to that image (0: off)
+    gan_arch:str         # G: 'resnet' (Table 1) or 'cbn_deep' (DCGAN's G with the code in every batch norm and two convolutions per level)
+    gan_disc:str         # D: 'consortium' (§5.2) or 'projection' (one D on the whole image that also sees the codes)
+    gan_mapping:int      # cbn_deep G: fully connected layers (of code_dim units, leaky ReLU) that map the code before every conditional batch norm reads it (0: the code itself)
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
@@ -103,9 +94,9 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
-_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_match', 'gan_content_swap', 'gan_recon', 'gan_proj_hidden', 'gan_mapping')
-_CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn', 'cbn_deep'),
-                gan_disc=('consortium', 'projection', 'plain'), gan_upsample=('transpose', 'nearest'))
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping')
+_CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn_deep'),
+                gan_disc=('consortium', 'projection'))
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__
 
@@ -131,10 +122,12 @@ def validate(self:Preset):
         _check(o in _OPTIMISERS, f"preset {n!r}: {stage}_opt must be one of {_OPTIMISERS}, got {o!r}")
     for k,ok in _CHOICES.items():
         _check(getattr(self, k) in ok, f"preset {n!r}: {k} must be {' or '.join(repr(o) for o in ok)}, got {getattr(self, k)!r}")
-    _check(self.gan_content_swap<=1, f"preset {n!r}: gan_content_swap is a fraction, got {self.gan_content_swap}")
     for k in ('gan_ema', 'gan_beta1'): _check(getattr(self, k)<1, f"preset {n!r}: {k} must be below 1, got {getattr(self, k)}")
-    _check(self.gan_proj_levels<=len(self.disc_features),
-           f"preset {n!r}: gan_proj_levels ({self.gan_proj_levels}) exceeds D's {len(self.disc_features)} levels")
+    # combinations that would do nothing
+    _check(self.gan_mapping==0 or self.gan_arch=='cbn_deep',
+           f"preset {n!r}: gan_mapping ({self.gan_mapping}) needs gan_arch = 'cbn_deep': Table 1's G has no conditional norms to map the code for")
+    _check(self.gan_opt=='adam' or self.gan_beta1==0.9,
+           f"preset {n!r}: gan_beta1 ({self.gan_beta1}) is Adam's and gan_opt is {self.gan_opt!r}: leave it at 0.9 or use adam")
     for net in ('style','vae','gen','disc'):
         feats,blocks = getattr(self, f'{net}_features'),getattr(self, f'{net}_blocks')
         _check(len(blocks) in (len(feats), len(feats)-1),
@@ -422,7 +415,21 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_content_swap=0., gan_match=0., gan_proj_levels=1, gan_style_aug=False, gan_noise=False, gan_upsample='transpose', gan_recon=0., gan_proj_hidden=0, gan_mapping=0)
+ADDED_KEYS = dict(gan_mapping=0)
+# preset keys measured and retired (the GAN search notebook), with the only value the code still does: a run that
+# recorded another value is refused; one that recorded this value opens
+RETIRED_KEYS = dict(gan_content_swap=0., gan_mbstd=False, gan_augment=False, gan_match=0., gan_proj_levels=1, gan_proj_hidden=0,
+                    gan_style_aug=False, gan_noise=False, gan_upsample='transpose', gan_recon=0.)
+RETIRED_VALUES = dict(gan_arch=('cbn',), gan_disc=('plain',))
+
+def _retired(saved:dict, cfg) -> dict:
+    "The stored preset without its retired keys; a run that used a retired key or value is refused in one line."
+    for k,v in saved.items():
+        if (k in RETIRED_KEYS and str(v).lower()!=str(RETIRED_KEYS[k]).lower() and not (isinstance(v, (int, float)) and float(v)==float(RETIRED_KEYS[k]))) \
+           or str(v).lower() in RETIRED_VALUES.get(k, ()):
+            raise RunDirError(f"{cfg} sets {k} = {v}, which this animestyle no longer has (measured and retired: see the GAN search notebook); "
+                              f"open it with the tagged version gan-search-final, or train a new --run folder")
+    return {k:v for k,v in saved.items() if k not in RETIRED_KEYS}
 
 class RunDir:
     "The folder that holds one run's configuration and every stage's artefacts."
@@ -442,9 +449,9 @@ class RunDir:
         try: saved = json.loads(cfg.read_text())
         except json.JSONDecodeError: raise RunDirError(f"{cfg} is not valid JSON: the run directory is damaged") from None
         try:
-            d = {**ADDED_KEYS, **saved['preset']}
+            d = {**ADDED_KEYS, **_retired(saved['preset'], cfg)}
             stored = Preset(name=d['name'], **{f.name:_parse(f.name, _tname(f), d[f.name], d['name']) for f in fields(Preset) if f.name!='name'})
-        except (KeyError, TypeError, PresetError): raise RunDirError(f"{cfg} was written by an incompatible animestyle version") from None
+        except (KeyError, TypeError, AttributeError, PresetError): raise RunDirError(f"{cfg} was written by an incompatible animestyle version") from None
         if preset is not None and preset != stored:
             diff = [k for k,v in preset.as_dict().items() if stored.as_dict()[k]!=v]
             raise RunDirError(f"run {self.path} was made with preset {stored.name!r}; it differs in {', '.join(diff)}: use a new --run folder")

@@ -19,7 +19,8 @@ from .core import Preset, get_preset
 # %% auto #0
 __all__ = ['ACT_SLOPE', 'wn_conv', 'wn_linear', 'act', 'ResBlock', 'LayerError', 'level_blocks', 'ResNetEncoder', 'data_init',
            'ResNetDecoder', 'StyleEncoder', 'ContentEncoder', 'ContentDecoder', 'Generator', 'Discriminator',
-           'param_count', 'check_gradients', 'param_table']
+           'param_count', 'check_gradients', 'param_table', 'CondBatchNorm', 'CondBNGenerator',
+           'ProjectionDiscriminator']
 
 # %% ../nbs/04_layers.ipynb #d422dfdf
 ACT_SLOPE = 0.2
@@ -268,3 +269,73 @@ def param_table(preset:Preset=None # sizes; default: the active preset
     nets = dict(S=StyleEncoder(p), Enc=ContentEncoder(p), Dec=ContentDecoder(p), G=Generator(p), D=Discriminator(p))
     return pd.DataFrame([dict(network=k, levels=len(n.features), features=n.features, blocks=n.blocks_per_level,
                               params=param_count(n), millions=round(param_count(n)/1e6, 2)) for k,n in nets.items()]).set_index('network')
+
+# %% ../nbs/04_layers.ipynb #6e17d4dc
+class CondBatchNorm(nn.Module):
+    "Batch norm whose per-channel scale and shift are read from a condition vector (conditional batch norm)."
+    def __init__(self, nf:int, # channels of the map
+                 n_cond:int # length of the condition vector
+                ):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(nf, affine=False)
+        self.lin = nn.Linear(n_cond, 2*nf)
+        nn.init.zeros_(self.lin.weight); nn.init.zeros_(self.lin.bias)  # starts as a plain batch norm
+    def forward(self, h, c):
+        g,b = self.lin(c)[:, :, None, None].chunk(2, 1)
+        return self.bn(h)*(1+g) + b
+
+class CondBNGenerator(nn.Module):
+    "G of the `cpu` preset: code -> Lab image, with the code (through a mapping network of `gan_mapping` layers) in every batch norm and two convolutions per level."
+    def __init__(self, preset:Preset=None # gen_features (widths at sides S, S/2, S/4, ...), code_dim, image_size, gan_mapping; default the active preset
+                ):
+        super().__init__()
+        p = _p(preset)
+        f = tuple(p.gen_features)
+        self.features,self.image_size,self.n_in = f,p.image_size,p.code_dim
+        self.in_size = p.image_size//2**(len(f)-1)
+        if len(f)<2 or self.in_size<1 or self.in_size*2**(len(f)-1)!=p.image_size:
+            raise LayerError(f"image side {p.image_size} must be divisible by 2^{len(f)-1} (and G needs two levels or more)")
+        self.input = nn.Linear(p.code_dim, f[-1]*self.in_size**2)
+        self.norms = nn.ModuleList([CondBatchNorm(n, p.code_dim) for n in reversed(f)])
+        self.ups = nn.ModuleList([nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False) for a,b in zip(f[::-1][:-1], f[::-1][1:])])
+        self.convs = nn.ModuleList([nn.Conv2d(b, b, 3, 1, 1, bias=False) for b in f[::-1][1:]])  # draws at the doubled side
+        self.norms2 = nn.ModuleList([CondBatchNorm(b, p.code_dim) for b in f[::-1][1:]])
+        self.out = nn.Conv2d(f[0], 3, 3, 1, 1)  # full resolution: every pixel its own weights
+        self.mapping = nn.Sequential(*[m for _ in range(p.gan_mapping) for m in (nn.Linear(p.code_dim, p.code_dim), nn.LeakyReLU(0.2))])
+
+    def forward(self, z):
+        if z.ndim!=2 or z.shape[1]!=self.n_in: raise LayerError(f"expected codes (B,{self.n_in}), got {tuple(z.shape)}")
+        c = self.mapping(z)  # the code itself when gan_mapping = 0
+        h = F.relu(self.norms[0](self.input(z).view(len(z), self.features[-1], self.in_size, self.in_size), c))
+        for up,norm,conv,norm2 in zip(self.ups, self.norms[1:], self.convs, self.norms2):
+            h = F.relu(norm(up(h), c))
+            h = F.relu(norm2(conv(h), c))
+        return torch.tanh(self.out(h))
+
+# %% ../nbs/04_layers.ipynb #dc44ee78
+class ProjectionDiscriminator(nn.Module):
+    "D of the `cpu` preset: DCGAN's D on the whole image, plus the projection of the codes (u, v) onto its pooled features."
+    def __init__(self, preset:Preset=None # disc_features (widths at sides S, S/2, ...), d_style, d_content; default the active preset
+                ):
+        super().__init__()
+        p = _p(preset)
+        f = tuple(p.disc_features)
+        self.image_size,self.n_cond = p.image_size,p.d_style+p.d_content
+        side = p.image_size//2**(len(f)-1)
+        if side<1: raise LayerError(f"{len(f)-1} halvings do not fit a {p.image_size}-px image")
+        layers = [nn.Conv2d(3, f[0], 3, 1, 1), nn.LeakyReLU(0.2)]  # full resolution first: D sees every pixel's neighbourhood
+        for ni,nf in zip(f[:-1], f[1:]): layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(f[-1]*side**2, 1)  # realism: DCGAN's last layer, over every position of the last map
+        self.embed = nn.Linear(self.n_cond, f[-1], bias=False)  # the code, against the pooled features
+        nn.init.zeros_(self.embed.weight)  # starts unconditional; a random start puts logits in the tens
+
+    def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
+                cond:torch.Tensor # (B, d_style + d_content) the codes that go with them
+               ) -> list:
+        "The logits as a one-network consortium: `[(B, 1)]`."
+        if x.ndim!=4 or x.shape[-1]!=self.image_size:
+            raise LayerError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
+        if cond is None or cond.shape!=(len(x), self.n_cond): raise LayerError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
+        h = self.body(x)
+        return [self.out(h.flatten(1)) + (self.embed(cond)*h.mean((2, 3))).sum(1, keepdim=True)]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from animestyle.cli import run_stage, train_options
 from animestyle.core import RunDir, get_preset
-from animestyle.gan import train_gan
+from animestyle.gan_train import train_gan
 
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'train_seconds')
@@ -35,7 +35,7 @@ def main():
         run_stage(s, run, skip_baseline=True, **({} if s == 'prepare' else train_options()))
         out['stage_seconds'][s] = round(time.perf_counter()-t, 1)
     for e in map(int, a.gan_epochs.split(',')):
-        m = train_gan(run, epochs=e)['metrics']
+        m = train_gan(run, epochs=e).metrics
         row = dict(epochs=e, minutes=round(m['train_seconds']/60, 2), **{k: m.get(k) for k in KEYS})
         out['curve'].append(row)
         print(json.dumps(row), flush=True)

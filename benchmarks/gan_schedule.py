@@ -17,7 +17,7 @@ from pathlib import Path
 
 from animestyle.core import RunDir
 from animestyle.data.loaders import prepare_data
-from animestyle.gan import train_gan
+from animestyle.gan_train import train_gan
 
 KEYS = ('style_top1', 'style_top1_real', 'style_chance', 'style_error_eq8', 'style_error_eq8_real', 'content_error_eq9',
         'content_error_eq9_prior', 'content_probe_top1', 'content_probe_real', 'content_chance', 'fd', 'fd_floor', 'spread_ratio')
@@ -51,14 +51,14 @@ def main():
     p, out, t0 = run.preset, [], time.perf_counter()
     for e in map(int, a.epochs.split(',')):
         g = train_gan(run, epochs=e, seed=a.gan_seed)
-        m = g['metrics']
+        m = g.metrics
         out.append(dict(epochs=e, wall_s=round(time.perf_counter() - t0, 1), **{k: m.get(k) for k in KEYS},
                         history=m.get('history', [])[-1:]))
         print(f"epoch {e:3d} ({out[-1]['wall_s']:.0f}s): style top1 {m['style_top1']:.3f} (real {m['style_top1_real']:.3f}, "
               f"chance {m['style_chance']:.3f}), eq8 {m['style_error_eq8']:.2f} (real {m['style_error_eq8_real']:.2f}), "
               f"eq9 {m['content_error_eq9']:.1f} (prior {m['content_error_eq9_prior']:.0f}), content probe "
               f"{m.get('content_probe_top1', float('nan')):.3f}, FD {m['fd']:.3f} (floor {m['fd_floor']:.4f}), spread {m['spread_ratio']:.2f}", flush=True)
-        if a.json: Path(a.json).write_text(json.dumps(dict(preset=p.name, lambda_style=p.lambda_style, style_prior=p.gan_style_prior, gan_seed=g['metrics'].get('seed'),
+        if a.json: Path(a.json).write_text(json.dumps(dict(preset=p.name, lambda_style=p.lambda_style, style_prior=p.gan_style_prior, gan_seed=g.metrics.get('seed'),
                                                            lambda_content=p.lambda_content, bs=p.gan_bs, lr=p.gan_lr,
                                                            date=time.strftime('%Y-%m-%d'), stages=out), indent=1))
 

@@ -23,7 +23,7 @@ from fastai.callback.core import Callback
 import animestyle.judge as J
 from animestyle.core import RunDir
 from animestyle.data.loaders import prepare_data
-from animestyle.gan import measure_gan
+from animestyle.gan_train import measure_gan
 
 
 def degrade(x, p=0.5, smallest=0.5, noise=0.06):

@@ -121,14 +121,15 @@ def content_stage(run, cache, folder, dev):
 
 
 def gan_stage(run, cache, folder, dev):
-    from animestyle.gan import (CondGAN, CondGANLoss, ContentCondition, GANCheckpoint, GANMonitor, GANSamples,
-                                MultiScaleDiscriminator, StyleCondition, gan_learner, sample_codes)
+    from animestyle.gan import CondGAN, CondGANLoss, ContentCondition, MultiScaleDiscriminator, StyleCondition, sample_codes
+    from animestyle.gan_train import GANCheckpoint, GANMonitor, GANSamples, gan_learner
+    from animestyle.style import StyleCode
     from animestyle.layers import ContentEncoder, Generator, StyleEncoder
     p = run.preset
     def make():
         torch.manual_seed(0)
         return CondGAN(Generator(p), MultiScaleDiscriminator(p),
-                       StyleCondition(StyleEncoder(p), torch.zeros(p.d_style), torch.ones(p.d_style), p.d_style),
+                       StyleCondition(StyleCode(p, 1)),
                        ContentCondition(ContentEncoder(p), p.d_content), p)
     gan = make().to(dev)
     cbs = [GANSamples(folder/'samples', sample_codes(8, p, torch.Generator().manual_seed(0))),

@@ -24,7 +24,9 @@ import torch
 
 from animestyle.core import RunDir
 from animestyle.data.loaders import prepare_data
-from animestyle.gan import build_gan, load_gan, split_code, join_code, factor_agreement, _batched
+from animestyle.gan import split_code, join_code
+from animestyle.gan_train import build_gan, load_gan
+from animestyle.gan_measure import factor_agreement, batched
 from animestyle.judge import load_judge, judge_read
 
 
@@ -38,7 +40,7 @@ def main():
         raise SystemExit(f"style_gap: {a.run} has no ground-truth style factors; it needs a run on the synthetic default")
     judge = load_judge(run, 'cpu')
     gan, _, real = build_gan(run, cache, 'cpu', judge)
-    g = load_gan(run, 'cpu'); gan.generator, gan.generator_ema = g['G_raw'], g['G']
+    g = load_gan(run, 'cpu'); gan.generator, gan.generator_ema = g.G_raw, g.G
     p = run.preset
     u_a, A = real.artist_styles(), real.n_artists
     tr, te = real.train, ~real.train
@@ -55,7 +57,7 @@ def main():
     idx = np.array([rng.choice(np.flatnonzero(lab == k)) for k in t.numpy()])
     draws = {'mean u, other v': join_code(u_a[t], v, w), 'one picture u, other v': join_code(bank[idx], v, w),
              'one picture u and v': join_code(bank[idx], cbank[idx], w)}
-    read = {k: judge_read(judge, _batched(gan.sampler, z)) for k, z in draws.items()}
+    read = {k: judge_read(judge, batched(gan.sampler, z)) for k, z in draws.items()}
     print('2. judge style fidelity of G:')
     for k, d in read.items(): print(f"   {k:24s} {(d['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
     cat = {c for c, n in judge.heads_spec if n}
@@ -80,7 +82,7 @@ def main():
     print('5. judge style fidelity, the artist\'s mean code pushed from the mean of all codes:')
     for k in (1, 2, 3):
         z = join_code(centre + k*(u_a[t] - centre), v, w)
-        print(f"   x {k}: {(judge_read(judge, _batched(gan.sampler, z))['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
+        print(f"   x {k}: {(judge_read(judge, batched(gan.sampler, z))['artist_id'].to_numpy() == t.numpy()).mean():.3f}")
 
 
 if __name__ == '__main__': main()

@@ -116,16 +116,38 @@ def test_resumed_optimiser_state_follows_channels_last_parameters():
 
 
 def test_a_run_written_before_the_newer_gan_keys_still_opens(tmp_path):
-    "A config.json without the GAN keys added later opens with them off, as the run was made; any other missing key is refused."
+    "A config.json without a GAN key added later opens with the value that does what the run did (not today's preset value); any other missing key is refused."
     import json
     from animestyle.core import ADDED_KEYS
-    RunDir(tmp_path/'r', get_preset('tiny'))
+    RunDir(tmp_path/'r', get_preset('cpu'))
     cfg = tmp_path/'r'/'config.json'
     d = json.loads(cfg.read_text())
     for k in ADDED_KEYS: del d['preset'][k]
     cfg.write_text(json.dumps(d))
-    assert RunDir(tmp_path/'r').preset == get_preset('tiny')
-    RunDir(tmp_path/'r', get_preset('tiny'))  # and counts as made with the tiny preset of today
+    old = RunDir(tmp_path/'r').preset
+    assert old == get_preset('cpu', **ADDED_KEYS) and old != get_preset('cpu')  # cpu maps the code (gan_mapping 2); that run did not
     del d['preset']['gan_ema']
     cfg.write_text(json.dumps(d))
     with pytest.raises(RunDirError, match='incompatible'): RunDir(tmp_path/'r')
+
+
+def test_a_retired_key_opens_only_at_the_value_the_code_still_does(tmp_path):
+    "A run written while the GAN search's switches existed opens if it left them off, and is refused in one line if it used one."
+    import json
+    from animestyle.core import RETIRED_KEYS
+    RunDir(tmp_path/'r', get_preset('tiny'))
+    cfg = tmp_path/'r'/'config.json'
+    d = json.loads(cfg.read_text())
+    d['preset'].update(RETIRED_KEYS)
+    cfg.write_text(json.dumps(d))
+    assert RunDir(tmp_path/'r').preset == get_preset('tiny')
+    for k, v in [('gan_noise', True), ('gan_recon', 10.), ('gan_upsample', 'nearest'), ('gan_arch', 'cbn'), ('gan_disc', 'plain')]:
+        cfg.write_text(json.dumps({**d, 'preset': {**d['preset'], k: v}}))
+        with pytest.raises(RunDirError, match=f"sets {k} = {v}, which this animestyle no longer has") as e: RunDir(tmp_path/'r')
+        assert '\n' not in str(e.value)
+
+
+def test_validate_refuses_combinations_that_would_do_nothing():
+    with pytest.raises(PresetError, match="gan_mapping .* needs gan_arch = 'cbn_deep'"): get_preset('paper', gan_mapping=2)
+    with pytest.raises(PresetError, match="gan_beta1 .* is Adam's"): get_preset('paper', gan_beta1=0.5)
+    get_preset('cpu', gan_beta1=0.5)  # Adam reads it

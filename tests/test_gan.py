@@ -10,15 +10,18 @@ from fastai.data.load import DataLoader
 from animestyle.core import RunDir, get_preset, seed_everything, load_checkpoint
 from animestyle.layers import Generator, StyleEncoder, ContentEncoder
 import animestyle.gan as gan_mod
+import animestyle.gan_train as train_mod
 from animestyle.gan import (PATCHES, GANError, MultiScaleDiscriminator, StyleCondition, ContentCondition, CondGAN,
-                            gan_learner, sample_offsets, consortium_views, d_loss, train_gan, load_gan)
+                            sample_offsets, consortium_views, d_loss)
+from animestyle.gan_train import gan_learner, train_gan, load_gan, GANStage
+from animestyle.gan_measure import real_batches
+from animestyle.style import StyleCode
 
 P = get_preset('tiny')
 
 
 def _conditions(p=P):
-    S, E = StyleEncoder(p), ContentEncoder(p)
-    return StyleCondition(S, torch.zeros(p.style_dim), torch.ones(p.style_dim), p.d_style), ContentCondition(E, p.d_content)
+    return StyleCondition(StyleCode(p, 6)), ContentCondition(ContentEncoder(p), p.d_content)
 
 
 def _gan(p=P):
@@ -114,65 +117,70 @@ def test_d_step_moves_only_d_and_g_step_only_g():
     assert moved('critic.') and not moved('generator.')
 
 
-def test_train_gan_checkpoints_and_resumes(tmp_path, monkeypatch):
+def test_train_gan_checkpoints_and_resumes(tmp_path):
     conds = []
-    def fake_conditions(run, cache=None, device=None):
-        conds.append(_conditions(run.preset))
+    def fake_conditions():
+        conds.append(_conditions(P))
         return (*conds[-1], None)
-    monkeypatch.setattr(gan_mod, 'gan_conditions', fake_conditions)
     run = RunDir(tmp_path / 'run', P)
-    train_gan(run, epochs=1, evaluate=False, device='cpu')
+    train_gan(run, epochs=1, evaluate=False, device='cpu', conditions=fake_conditions())
     ck = run.gan / 'checkpoint.safetensors'
     assert load_checkpoint(ck)[1]['epoch'] == 1
     assert (run.gan / 'samples' / 'epoch_001.png').is_file()
     (run.gan / 'weights.safetensors').unlink()  # as if killed after the first epoch's checkpoint
-    out = train_gan(run, epochs=2, device='cpu')
-    assert out['epoch'] == 2 and load_checkpoint(ck)[1]['epoch'] == 2
-    assert [h['epoch'] for h in out['metrics']['history']] == [1, 2]
+    out = train_gan(run, epochs=2, device='cpu', conditions=fake_conditions())
+    assert isinstance(out, GANStage) and out.epoch == 2 and load_checkpoint(ck)[1]['epoch'] == 2
+    assert [h['epoch'] for h in out.metrics['history']] == [1, 2]
     assert (run.gan / 'samples' / 'epoch_002.png').is_file()
-    for k in ('style_top1', 'content_error_eq9', 'fd', 'fd_floor', 'spread_ratio'): assert k in out['metrics']
+    for k in ('style_top1', 'content_error_eq9', 'fd', 'fd_floor', 'spread_ratio'): assert k in out.metrics
     again = train_gan(run, epochs=2, device='cpu')  # finished: loads, does not retrain
-    assert all(torch.equal(a, b) for a, b in zip(again['G'].state_dict().values(), out['G'].state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(again.G.state_dict().values(), out.G.state_dict().values()))
     # tiny's `gan_style_prior = data`: the stored bank is the normalised S codes of the training images G trained with
     from animestyle.data.loaders import prepare_data
     cache = prepare_data(run)
     train = np.flatnonzero(cache.manifest.split.values == 'train')
-    with torch.no_grad(): codes = torch.cat([conds[-1][0](x) for x in gan_mod.real_batches(cache, train, 'cpu')])
-    torch.testing.assert_close(out['style_bank'], codes)
+    with torch.no_grad(): codes = torch.cat([conds[-1][0](x) for x in real_batches(cache, train, 'cpu')])
+    torch.testing.assert_close(out.style_bank, codes)
 
 
-def test_normal_prior_stores_no_bank(tmp_path, monkeypatch):
-    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
-    out = train_gan(RunDir(tmp_path / 'run', get_preset('tiny', gan_style_prior='normal')), epochs=1, evaluate=False, device='cpu')
-    assert out['style_bank'] is None
+def test_normal_prior_stores_no_bank(tmp_path):
+    out = train_gan(RunDir(tmp_path / 'run', get_preset('tiny', gan_style_prior='normal')), epochs=1, evaluate=False, device='cpu',
+                    conditions=(*_conditions(), None))
+    assert out.style_bank is None
+
+
+def test_a_missing_upstream_stage_is_refused_not_trained(tmp_path):
+    run = RunDir(tmp_path / 'run', P)
+    with pytest.raises(GANError, match='no trained style stage.*animestyle train-style'): train_gan(run, epochs=1, device='cpu')
+    assert not (run.path / 'style').exists() and not (run.path / 'judge').exists()  # nothing trained behind the user's back
 
 
 def test_load_gan_without_stage_is_a_clear_error(tmp_path):
     with pytest.raises(GANError, match='no trained GAN'): load_gan(RunDir(tmp_path / 'r', P))
 
 
-def test_seed_reseeds_the_gan_alone(tmp_path, monkeypatch):
-    def fixed_conditions(run, cache=None, device=None):  # the same S and Enc whatever the training seed
-        with torch.random.fork_rng(): torch.manual_seed(0); c = _conditions(run.preset)
+def test_seed_reseeds_the_gan_alone(tmp_path):
+    def fixed_conditions():  # the same S and Enc whatever the training seed
+        with torch.random.fork_rng(): torch.manual_seed(0); c = _conditions(P)
         return (*c, None)
-    monkeypatch.setattr(gan_mod, 'gan_conditions', fixed_conditions)
-    a = train_gan(RunDir(tmp_path / 'a', P), epochs=1, evaluate=False, device='cpu')
+    a = train_gan(RunDir(tmp_path / 'a', P), epochs=1, evaluate=False, device='cpu', conditions=fixed_conditions())
     run_b = RunDir(tmp_path / 'b', P)
-    b = train_gan(run_b, epochs=1, evaluate=False, device='cpu', seed=7)
+    b = train_gan(run_b, epochs=1, evaluate=False, device='cpu', seed=7, conditions=fixed_conditions())
     # another G from the same data and encoders: its style bank is the same, its weights are not
-    torch.testing.assert_close(a['style_bank'], b['style_bank'])
-    assert not all(torch.equal(x, y) for x, y in zip(a['G'].state_dict().values(), b['G'].state_dict().values()))
+    torch.testing.assert_close(a.style_bank, b.style_bank)
+    assert not all(torch.equal(x, y) for x, y in zip(a.G.state_dict().values(), b.G.state_dict().values()))
     assert load_checkpoint(run_b.gan / 'weights.safetensors')[1]['seed'] == 7
-    with pytest.raises(GANError, match='trained with seed 7, not 42'): train_gan(run_b, epochs=2, device='cpu')
+    with pytest.raises(GANError, match='trained with seed 7, not 42'): train_gan(run_b, epochs=2, device='cpu', conditions=fixed_conditions())
 
 
 # ---- what the cpu preset adds: G's moving average, R1, the conditional D, and the independent judge ----
-from animestyle.gan import (CondGANLoss, GANSamples, build_generator, build_critic, ema_update, judge_gan, RealFeatures,
-                            d_loss as eq5, R1_EVERY)
+from animestyle.gan import CondGANLoss, build_generator, build_critic, ema_update, d_loss as eq5, R1_EVERY
+from animestyle.gan_train import GANSamples
+from animestyle.gan_measure import judge_gan, RealFeatures
 
 
 def _cpu_like_gan(p=P):
-    return CondGAN(build_generator(p), build_critic(p), *_conditions(p), p)
+    return CondGAN.from_preset(build_generator(p), build_critic(p), *_conditions(p), p)
 
 
 def test_ema_weights_differ_from_g_and_draw_every_sample(tmp_path):
@@ -188,7 +196,7 @@ def test_ema_weights_differ_from_g_and_draw_every_sample(tmp_path):
     assert int(gan.ema_steps) == 4  # one update per G step: 4 batches a epoch, half of them G steps
     assert not any(q.requires_grad for q in gan.generator_ema.parameters())
     from PIL import Image
-    from animestyle.gan import to_rgb_grid
+    from animestyle.gan_measure import to_rgb_grid
     saved = np.asarray(Image.open(sampler_cb.last))
     with torch.no_grad():
         assert np.array_equal(saved, to_rgb_grid(gan.generator_ema(codes), 4))
@@ -212,7 +220,7 @@ def test_no_ema_when_the_preset_says_0():
 def test_r1_is_added_on_its_steps_and_zero_for_a_flat_d():
     p = get_preset('tiny', gan_r1=2.0)
     gan = _cpu_like_gan(p)
-    loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
+    loss = CondGANLoss.from_preset(gan, p)
     real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
     torch.manual_seed(3)
     for _ in range(40):  # lazy R1: drawn on about one D step in R1_EVERY
@@ -220,8 +228,8 @@ def test_r1_is_added_on_its_steps_and_zero_for_a_flat_d():
         total = loss(pred, z)
         if gan.r1_real is not None: break
     assert gan.r1_real is not None
-    torch.testing.assert_close(total, loss.d_loss + p.gan_r1 / 2 * R1_EVERY * loss.r1)
-    assert loss.r1 > 0
+    torch.testing.assert_close(total, loss.d_loss + p.gan_r1 / 2 * R1_EVERY * loss.r1_term)
+    assert loss.r1_term > 0 and loss.r1 == p.gan_r1  # the weight is the loss's own option, from the preset in one place
     flat = torch.zeros(4, 1) + 0 * gan.r1_real.sum()
     from animestyle.gan import r1_penalty
     assert r1_penalty([flat], gan.r1_real) == 0
@@ -238,23 +246,6 @@ def test_projection_d_sees_the_codes_of_real_images():
     k = P.d_style + P.d_content
     torch.testing.assert_close(seen[0], gan.condition(real))  # real images: their codes as S and Enc read them
     torch.testing.assert_close(seen[1], z[:, :k])             # generated images: the codes they were made from
-
-
-def test_plain_d_is_blind_to_the_codes_and_trains():
-    p = get_preset('tiny', gan_disc='plain')
-    gan = _cpu_like_gan(p)
-    assert not gan.conditional and gan.critic.embed is None
-    seen = []
-    orig = gan.critic.forward
-    gan.critic.forward = lambda x, cond=None: (seen.append(cond), orig(x, cond))[1]
-    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
-    loss = CondGANLoss(gan, p.lambda_style, p.lambda_content)
-    total = loss(gan(real, z), z)
-    assert seen == [None, None] and torch.isfinite(total)  # real and generated images, and never a code
-    gan.critic.forward = orig
-    learn = gan_learner(_dls(), gan)
-    with learn.no_bar(), learn.no_logging(): learn.fit(1)
-    assert np.isfinite(learn.recorder.losses[-1].item())
 
 
 def test_content_prior_draws_u_and_v_from_the_same_image():
@@ -282,23 +273,22 @@ def _trained_judge(run):
 def test_the_judge_gives_noise_chance_and_never_enters_a_gan_loss(tmp_path, monkeypatch):
     from animestyle import judge as judge_mod
     run = RunDir(tmp_path / 'run', P)
-    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: (*_conditions(run.preset), None))
     fitting, calls = [False], []
     for name in ('forward', 'features'):
         orig = getattr(judge_mod.Judge, name)
         def spy(self, x, _orig=orig): calls.append(fitting[0]); return _orig(self, x)
         monkeypatch.setattr(judge_mod.Judge, name, spy)
-    fit = gan_mod.distributed_fit
+    fit = train_mod.distributed_fit
     def fit_spy(learn, *a, **k):
         fitting[0] = True
         try: return fit(learn, *a, **k)
         finally: fitting[0] = False
-    monkeypatch.setattr(gan_mod, 'distributed_fit', fit_spy)
-    out = train_gan(run, epochs=1, device='cpu')
+    monkeypatch.setattr(train_mod, 'distributed_fit', fit_spy)
+    out = train_gan(run, epochs=1, device='cpu', conditions=(*_conditions(), None))
     assert calls and not any(calls)  # the judge read images, but never while G and D were training
     for k in ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency',
               'judge_real_artist', 'judge_real_character', 'judge_fd', 'judge_fd_floor'):
-        assert k in out['metrics'], k
+        assert k in out.metrics, k
     # noise: chance, whatever the judge
     judge = _trained_judge(run)
     noise = CondGAN(_NoiseG(), build_critic(P), *_conditions(P), P)
@@ -341,25 +331,3 @@ def test_judge_gan_credits_a_generator_that_draws_the_right_artist(tmp_path):
     # the artist asked for is the artist drawn: the judge's score is its own accuracy on those training images
     assert abs(m['judge_style_fidelity'] - on_train) < 0.15, (m['judge_style_fidelity'], on_train)
     assert m['judge_style_fidelity'] > 2 / real.n_artists, (m['judge_style_fidelity'], on_train)
-
-
-def test_matching_aware_d_trains_its_projection_on_wrong_codes():
-    "gan_match: every D step also scores real images with another image's style code, as fakes; with it off, that term is never computed."
-    p = get_preset('tiny', gan_match=1., gan_proj_levels=2, gan_content_swap=0.5)
-    seed_everything(0)
-    gan = _cpu_like_gan(p)
-    gan.style_bank, gan.content_bank = torch.randn(20, p.d_style), torch.randn(20, p.d_content)
-    learn = gan_learner(_dls(), gan)
-    match = []
-    class _Match(Callback):
-        order = 100
-        def after_loss(self):
-            if self.learn.loss_func.phase == 'critic': match.append(self.learn.loss_func.d_match.item())
-    with learn.no_bar(), learn.no_logging(): learn.fit(2, cbs=_Match())
-    assert len(match) == 4 and all(np.isfinite(match))
-    assert gan.critic.embed_levels[0].weight.abs().sum() > 0   # the finer level's projection learned from zero
-    off = _cpu_like_gan(get_preset('tiny', gan_proj_levels=2))
-    loss = CondGANLoss(off, P.lambda_style, P.lambda_content)
-    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, off.sample(4)
-    loss(off(real, z), z)
-    assert loss.d_match is None

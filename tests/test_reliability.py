@@ -13,11 +13,14 @@ import torch
 
 import animestyle.content as content_mod
 import animestyle.gan as gan_mod
+import animestyle.gan_train as train_mod
 import animestyle.style as style_mod
 from animestyle.content import style_stub, train_content
 from animestyle.core import DivergenceError, RunDir, get_preset, load_checkpoint, seed_everything
 from animestyle.data.loaders import prepare_data
-from animestyle.gan import ContentCondition, StyleCondition, train_gan
+from animestyle.gan import ContentCondition, StyleCondition
+from animestyle.gan_train import train_gan
+from animestyle.style import StyleCode
 from animestyle.layers import ContentEncoder, StyleEncoder
 from animestyle.style import fit_style
 
@@ -120,9 +123,9 @@ def test_content_nan_stops_at_the_step(base, tmp_path, monkeypatch):
 def stub_conditions(monkeypatch):
     "Untrained, frozen stand-ins for S and Enc, so that the GAN tests need no upstream stage."
     seed_everything(0)
-    conds = (StyleCondition(StyleEncoder(P), torch.zeros(P.style_dim), torch.ones(P.style_dim), P.d_style),
-             ContentCondition(ContentEncoder(P), P.d_content), None)
-    monkeypatch.setattr(gan_mod, 'gan_conditions', lambda run, cache=None, device=None: conds)
+    conds = (StyleCondition(StyleCode(P, P.synth_artists)), ContentCondition(ContentEncoder(P), P.d_content), None)
+    monkeypatch.setattr(train_mod, 'require_upstream', lambda run: None)
+    monkeypatch.setattr(train_mod, 'gan_conditions', lambda run, device=None: conds)
 
 
 @pytest.mark.parametrize('fn,at,step,says', [('d_loss', 2, 3, r'^gan: the discriminator \(D\) loss is nan at step 3 \(epoch 1, batch 3\)'),
@@ -146,7 +149,7 @@ def test_gan_skips_a_bad_d_batch(base, tmp_path, monkeypatch):
     poison(monkeypatch, gan_mod, 'd_loss', 1)
     with pytest.warns(UserWarning, match=r'gan: skipped the batch at step 1 .*discriminator \(D\) loss is nan'):
         out = train_gan(run, epochs=1, bs=48, evaluate=False, device='cpu', skip_bad_batches=True)
-    assert out['epoch'] == 1 and finite(out['G'].state_dict()) and finite(out['D'].state_dict())
+    assert out.epoch == 1 and finite(out.G.state_dict()) and finite(out.D.state_dict())
     assert math.isfinite(load_checkpoint(run.gan/'weights.safetensors')[1]['epoch'])
 
 
