@@ -6,20 +6,25 @@ Docs: https://animestyle.github.io/animestyle/cli.html.md"""
 
 # %% ../nbs/10_cli.ipynb #b6feaec0
 from __future__ import annotations
-import contextlib, importlib, inspect, json, logging, os, shutil, sys, time, typing, warnings
+import argparse, contextlib, importlib, inspect, json, logging, os, shutil, signal, sys, time, traceback, typing, warnings
 from pathlib import Path
 
+from fastcore.docments import docments
 from fastcore.meta import delegates
-from fastcore.script import anno_parser
 
-from . import core
-from .core import CheckpointError, DivergenceError, RunDir, RunDirError, get_preset, seed_everything
+import animestyle
+
+def _core():
+    "`animestyle.core`, imported when a command runs: it brings torch, which `--help` and a mistyped option need not wait for."
+    from animestyle import core
+    return core
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'MEASURED', 'COMMANDS', 'EXIT_USER', 'EXIT_DIVERGED', 'EXIT_INTERRUPTED',
-           'StageUnavailable', 'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options',
-           'run_stage', 'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report',
-           'measure_gan', 'pipeline', 'main', 'cli']
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'MEASURED', 'COMMANDS', 'SUMMARY', 'EXIT_BUG', 'EXIT_USER', 'EXIT_DIVERGED',
+           'EXIT_INTERRUPTED', 'USER_ERRORS', 'DATA_CHECKS', 'StageUnavailable', 'UsageError', 'stage_func', 'open_run',
+           'data_options', 'takes_data_options', 'train_options', 'run_stage', 'new_run_guard', 'prepare',
+           'train_style', 'train_content', 'train_gan', 'report', 'measure_gan', 'pipeline', 'explore', 'is_user_error',
+           'sigterm_as_interrupt', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
@@ -33,6 +38,9 @@ PIPELINE = ('prepare', 'style', 'content', 'gan', 'report')
 
 class StageUnavailable(RuntimeError):
     "A stage whose module this version of animestyle does not provide."
+
+class UsageError(ValueError):
+    "A mistake in what was typed on the command line: an option the parser or the command itself refuses."
 
 def stage_func(name:str # a key of `STAGE_FUNCS`
               ):
@@ -50,8 +58,9 @@ def open_run(preset:str=None, # preset name; default $ANIMESTYLE_PRESET, else cp
              create:bool=True # make the run directory if missing
             ) -> RunDir:
     "The run directory `run`, made with (or checked against) `preset` and `seed`."
-    if not (sp:=core.settings_path()).is_file():
-        raise core.PresetError(f"settings file {sp} does not exist: unset ANIMESTYLE_SETTINGS or point it at a settings.ini")
+    from animestyle.core import PresetError, RunDir, RunDirError, get_preset, settings_path
+    if not (sp:=settings_path()).is_file():
+        raise PresetError(f"settings file {sp} does not exist: unset ANIMESTYLE_SETTINGS or point it at a settings.ini")
     p = get_preset(preset)
     path = Path(run)
     if path.exists() and not path.is_dir(): raise RunDirError(f"--run {run} is a file, not a run directory: give a folder")
@@ -66,13 +75,13 @@ def open_run(preset:str=None, # preset name; default $ANIMESTYLE_PRESET, else cp
 
 # %% ../nbs/10_cli.ipynb #5adf5857
 def data_options(already_cropped:bool=False, # the images are face crops already: no face detection
-                 format:str=None, # how to read --data: auto (read the layout; the default), folder or danbooru
-                 min_per_artist:int=None, # drop artists with fewer usable works (default 50, as §5.1)
-                 threshold:float=None, # minimum AnimeFace likelihood of a face, 0 to 1 (default 0.5)
-                 margin:float=None, # side of a face crop relative to the face box (default 1.0)
-                 max_faces:int=None, # keep at most this many faces per image, likeliest first (default all)
-                 image_root:str=None, # Danbooru: the folder holding original/ or 512px/ (default beside the metadata)
-                 test_frac:float=None # held-out fraction of each artist's images, at least 10 of them (default 0.1)
+                 format:str=None, # how to read --data: auto (read the layout), folder or danbooru (default: auto)
+                 min_per_artist:int=None, # drop artists with fewer usable works (default: 50, as in §5.1, the paper's data set)
+                 threshold:float=None, # minimum AnimeFace likelihood of a face, 0 to 1 (default: 0.5)
+                 margin:float=None, # side of a face crop relative to the face box (default: 1.0)
+                 max_faces:int=None, # keep at most this many faces per image, likeliest first (default: all)
+                 image_root:str=None, # Danbooru: the folder holding original/ or 512px/ (default: beside the metadata)
+                 test_frac:float=None # held-out fraction of each artist's images, at least 10 of them (default: 0.1)
                 ) -> dict:
     "The ingestion options as `prepare_data` takes them: None for each one not given, which keeps the run's own value."
     return dict(already_cropped=True if already_cropped else None, format=format, min_per_artist=min_per_artist, threshold=threshold,
@@ -90,7 +99,7 @@ def _check_data(data, opts=None):
     "Refuse a `--data` that names nothing, options no source could use, or an ambiguous layout, before any folder is made."
     from animestyle.data.ingest import check_options, detect_format
     if data is not None and data!='synthetic' and not Path(data).exists():
-        raise ValueError(f"--data {data}: no such file or folder; give 'synthetic', a folder with one subfolder per artist, "
+        raise UsageError(f"--data {data}: no such file or folder; give 'synthetic', a folder with one subfolder per artist, "
                          f"or Danbooru metadata (.json/.jsonl)")
     given = {k:v for k,v in (opts or {}).items() if v is not None}
     check_options(**given)
@@ -100,7 +109,9 @@ def train_options(ckpt_every=None, # steps between resume checkpoints; default `
                   skip_bad_batches:bool=False # skip NaN/inf batches instead of stopping
                  ) -> dict:
     "The training stages' options, checked before anything runs."
-    return dict(ckpt_every=core.ckpt_every(ckpt_every), skip_bad_batches=bool(skip_bad_batches))
+    try: every = _core().ckpt_every(ckpt_every)
+    except ValueError as e: raise UsageError(str(e)) from None
+    return dict(ckpt_every=every, skip_bad_batches=bool(skip_bad_batches))
 
 def run_stage(name:str, # a stage of `PIPELINE`
               r:RunDir, # the run
@@ -111,8 +122,9 @@ def run_stage(name:str, # a stage of `PIPELINE`
              ):
     "Run stage `name` on `r`, printing what it did and how long it took."
     from animestyle.distributed import main_process_first
+    core = _core()
     fn = stage_func(name)
-    seed_everything(r.seed)
+    core.seed_everything(r.seed)
     start = time.time()
     if name=='prepare':  # in a data-parallel job the main process builds the cache; the others then open it
         with main_process_first(): out = fn(r, source=data, **(data_kw or {}))
@@ -128,15 +140,23 @@ def run_stage(name:str, # a stage of `PIPELINE`
         print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
     return out
 
-def _open(preset, run, seed, data, data_kw):
-    "Join the launcher's process group if there is one, open the run (the main process first) and check its data."
+@contextlib.contextmanager
+def _writing(r):
+    "Hold the writer lock of run `r` for the block (in the main process: a data-parallel job's ranks are one writer)."
+    core = _core()
+    with (core.run_lock(r.path) if core.is_main_process() else contextlib.nullcontext()): yield r
+
+@contextlib.contextmanager
+def _job(preset, run, seed, data, data_kw):
+    "Join the launcher's process group if there is one, open the run (the main process first), hold its lock and check its data."
     from animestyle.distributed import init_distributed, main_process_first
     from animestyle.data.loaders import data_spec
     init_distributed()
-    with main_process_first():
-        r = open_run(preset, run, seed)
-        data_spec(r, data, **data_kw)
-        return r
+    with contextlib.ExitStack() as job:
+        with main_process_first():
+            r = job.enter_context(_writing(open_run(preset, run, seed)))
+            data_spec(r, data, **data_kw)
+        yield r
 
 @contextlib.contextmanager
 def new_run_guard(run:str # the run directory a command is about to use
@@ -146,79 +166,78 @@ def new_run_guard(run:str # the run directory a command is about to use
     try: yield
     except BaseException:
         p = Path(run)
-        if new and core.is_main_process() and p.is_dir() and all(q.name=='config.json' or q.name.endswith('.lock') for q in p.iterdir()):
+        if new and _core().is_main_process() and p.is_dir() and all(q.name=='config.json' or q.name.endswith('.lock') for q in p.iterdir()):
             shutil.rmtree(p)
         raise
 
 def _run(stages, preset, run, data, seed, data_kw, ckpt_every=None, skip_bad_batches=False, skip_baseline=False):
-    "Check every option, open the run, then run `stages` in order."
+    "Check every option, open the run, then run `stages` in order, holding the run's lock."
     data_kw = data_options(**data_kw)
     _check_data(data, data_kw)
     kw = train_options(ckpt_every, skip_bad_batches)
-    with new_run_guard(run):
-        r = _open(preset, run, seed, data, data_kw)
+    with new_run_guard(run), _job(preset, run, seed, data, data_kw) as r:
         for s in stages: out = run_stage(s, r, data, data_kw, skip_baseline, **kw)
     return out
 
 @takes_data_options
-def prepare(preset:str=None, # preset: paper, cpu or tiny
+def prepare(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
             run:str='runs/demo', # run directory
-            data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
-            seed:int=None, # seed of a new run (default 42)
+            data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata (default: the run's own, else synthetic)
+            seed:int=None, # seed of a new run (default: 42)
             **data_kw):
     "Build the image cache of the run."
     return _run(('prepare',), preset, run, data, seed, data_kw)
 
 @takes_data_options
-def train_style(preset:str=None, # preset: paper, cpu or tiny
+def train_style(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
                 run:str='runs/demo', # run directory
-                data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
-                seed:int=None, # seed of a new run (default 42)
-                ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+                data:str=None, # data source, if the cache is missing (default: the run's own, else synthetic)
+                seed:int=None, # seed of a new run (default: 42)
+                ckpt_every:int=None, # training steps between resume checkpoints (default: $ANIMESTYLE_CKPT_EVERY, else 200)
                 skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
                 skip_baseline:bool=False, # train and measure the metric model alone, without the classification baseline
                 **data_kw):
-    "Train the style encoder (§3) and the classification baseline, and measure both (§6.1), preparing the data first if needed."
+    "Train the style encoder (§3, the paper's metric learning) and the classification baseline, and measure both (§6.1, the paper's metric-learning results), preparing the data first if needed."
     return _run(('prepare','style'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
 @takes_data_options
-def train_content(preset:str=None, # preset: paper, cpu or tiny
+def train_content(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
                   run:str='runs/demo', # run directory
-                  data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
-                  seed:int=None, # seed of a new run (default 42)
-                  ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+                  data:str=None, # data source, if the cache is missing (default: the run's own, else synthetic)
+                  seed:int=None, # seed of a new run (default: 42)
+                  ckpt_every:int=None, # training steps between resume checkpoints (default: $ANIMESTYLE_CKPT_EVERY, else 200)
                   skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
                   skip_baseline:bool=False, # style stage: train and measure the metric model alone
                   **data_kw):
-    "Train the content VAE (§4), running earlier stages first if needed."
+    "Train the content VAE (§4, the paper's content encoder), running earlier stages first if needed."
     return _run(('prepare','style','content'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
 @takes_data_options
-def train_gan(preset:str=None, # preset: paper, cpu or tiny
+def train_gan(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
               run:str='runs/demo', # run directory
-              data:str=None, # data source, if the cache is missing; default the run's own, else synthetic
-              seed:int=None, # seed of a new run (default 42)
-              ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+              data:str=None, # data source, if the cache is missing (default: the run's own, else synthetic)
+              seed:int=None, # seed of a new run (default: 42)
+              ckpt_every:int=None, # training steps between resume checkpoints (default: $ANIMESTYLE_CKPT_EVERY, else 200)
               skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or infinite, instead of stopping
               skip_baseline:bool=False, # style stage: train and measure the metric model alone
               **data_kw):
-    "Train the conditional GAN (§4, §5.2), running earlier stages first if needed."
+    "Train the conditional GAN (§4 and §5.2, the paper's GAN and how it is trained), running earlier stages first if needed."
     return _run(('prepare','style','content','gan'), preset, run, data, seed, data_kw, ckpt_every, skip_bad_batches, skip_baseline)
 
-def report(preset:str=None, # preset: paper, cpu or tiny
+def report(preset:str=None, # preset: paper, cpu or tiny (default: the run's own)
            run:str='runs/demo'): # run directory
     "Write `report/report.html` with every figure and metric of the run."
-    return run_stage('report', open_run(preset, run, create=False))
+    with _writing(open_run(preset, run, create=False)) as r: return run_stage('report', r)
 
 MEASURED = ('judge_real_artist', 'judge_real_character', # the judge's own held-out accuracy: the ceiling of the two below
             'judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency')
 
-def measure_gan(preset:str=None, # preset: paper, cpu or tiny
+def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run's own)
                 run:str='runs/demo'): # run directory
     "Measure the run's trained GAN again, as `train-gan` does at its end, into `gan/metrics.json`: for a run trained before a measure existed."
     from animestyle.gan_train import measure_gan as measure
-    start,r = time.time(),open_run(preset, run, create=False)
-    m = measure(r)
+    start = time.time()
+    with _writing(open_run(preset, run, create=False)) as r: m = measure(r)
     for k in MEASURED:
         if m.get(k) is not None: print(f"{k}: {m[k]:.3f}")
     if m.get('judge_fd') is not None: print(f"judge_fd: {m['judge_fd']:.1f} ({m['judge_fd']/m['judge_fd_floor']:.1f} x its floor)")
@@ -228,11 +247,11 @@ def measure_gan(preset:str=None, # preset: paper, cpu or tiny
 
 # %% ../nbs/10_cli.ipynb #fa99f34a
 @takes_data_options
-def pipeline(preset:str=None, # preset: paper, cpu or tiny
+def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
              run:str='runs/demo', # run directory
-             data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata; default the run's own, else synthetic
-             seed:int=None, # seed of a new run (default 42)
-             ckpt_every:int=None, # training steps between resume checkpoints (default 200, or $ANIMESTYLE_CKPT_EVERY)
+             data:str=None, # 'synthetic', a folder per artist, or Danbooru metadata (default: the run's own, else synthetic)
+             seed:int=None, # seed of a new run (default: 42)
+             ckpt_every:int=None, # training steps between resume checkpoints (default: $ANIMESTYLE_CKPT_EVERY, else 200)
              skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or infinite, instead of stopping
              skip_baseline:bool=False, # style stage: train and measure the metric model alone
              **data_kw):
@@ -241,8 +260,7 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny
     _check_data(data, data_kw)
     kw = train_options(ckpt_every, skip_bad_batches)
     start = time.time()
-    with new_run_guard(run):
-        r = _open(preset, run, seed, data, data_kw)
+    with new_run_guard(run), _job(preset, run, seed, data, data_kw) as r:
         for s in PIPELINE:
             try: run_stage(s, r, data, data_kw, skip_baseline, **kw)
             except StageUnavailable as e:
@@ -254,20 +272,93 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny
     return r
 
 # %% ../nbs/10_cli.ipynb #ccdcc6d2
-COMMANDS = {'prepare':prepare, 'train-style':train_style, 'train-content':train_content,
-            'train-gan':train_gan, 'measure-gan':measure_gan, 'report':report, 'pipeline':pipeline}
-EXIT_USER,EXIT_DIVERGED,EXIT_INTERRUPTED = 2,3,130
+def explore(run:str='runs/demo', # a trained run directory
+            port:int=8866, # port on 127.0.0.1
+            n_style:int=8, # style dimensions with a slider
+            n_content:int=8, # content dimensions with a slider
+            dry_run:bool=False # only check the run and print the server command
+           ):
+    "Serve the slider explorer of `run` as a web app on 127.0.0.1 (Voilà); Ctrl-C stops it."
+    try: from animestyle.explorer import explore as serve  # the command's signature is `explorer.explore`'s, kept here so `--help` needs no torch
+    except ModuleNotFoundError as e:
+        if e.name!='animestyle.explorer': raise
+        raise StageUnavailable("the explorer is not available in this version") from None
+    return serve(run, port=port, n_style=n_style, n_content=n_content, dry_run=dry_run)
 
-class _UsageError(Exception): pass
+COMMANDS = {'prepare':prepare, 'train-style':train_style, 'train-content':train_content,
+            'train-gan':train_gan, 'measure-gan':measure_gan, 'report':report, 'pipeline':pipeline, 'explore':explore}
+SUMMARY = {  # one line per command, for `animestyle --help`
+    'prepare': "build the run's image cache from --data: synthetic, a folder per artist, or Danbooru metadata",
+    'train-style': "train the style encoder and the classification baseline, and measure both",
+    'train-content': "train the content VAE (the stages before it first, if needed)",
+    'train-gan': "train the conditional GAN (the stages before it first, if needed)",
+    'measure-gan': "measure a trained GAN again into gan/metrics.json, without training",
+    'report': "write report/report.html with every figure and metric of the run",
+    'pipeline': "run every stage in order, resuming where a previous run stopped",
+    'explore': "serve the slider explorer of a trained run on 127.0.0.1",
+}
+EXIT_BUG,EXIT_USER,EXIT_DIVERGED,EXIT_INTERRUPTED = 1,2,3,130
+# the library's errors that mean bad input or a run that cannot be used, by module: checked only in modules already
+# imported (an error class whose module was never imported cannot have been raised), so `main` imports nothing for them
+USER_ERRORS = {'animestyle.core': ('PresetError', 'CheckpointError', 'RunDirError', 'WriteError'),
+               'animestyle.layers': ('LayerError',), 'animestyle.content': ('ContentError',), 'animestyle.judge': ('JudgeError',),
+               'animestyle.gan': ('GANError',), 'animestyle.analysis': ('StyleSpaceError',), 'animestyle.explorer': ('ExplorerError',),
+               'animestyle.data.ingest': ('NoImagesError', 'SourceError'), 'animestyle.data.loaders': ('CacheError',)}
+
+def _errors(table):
+    return tuple(getattr(sys.modules[m], n) for m,ns in table.items() if m in sys.modules for n in ns if hasattr(sys.modules[m], n))
+
+# data functions that check their input themselves and say what is wrong with a plain ValueError: one raised in their
+# own body (not in code they call) is bad input
+DATA_CHECKS = ('check_options', 'detect_format', 'data_spec', 'prepare_data')
+
+def _data_check(e):
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None: tb = tb.tb_next
+    if tb is None or type(e) is not ValueError: return False
+    f = tb.tb_frame
+    return f.f_code.co_name in DATA_CHECKS and f.f_globals.get('__name__', '').startswith('animestyle.data.')
+
+def is_user_error(e:BaseException) -> bool:
+    "Whether `e` is bad input, an unusable run or file, or a file-system condition (disk full, permission, missing file): one line, not a traceback."
+    return isinstance(e, (UsageError, StageUnavailable, OSError) + _errors(USER_ERRORS)) or _data_check(e)
 
 def _usage():
-    return "usage: animestyle {" + ",".join([*COMMANDS, 'explore']) + "} [--preset P] [--run DIR] [--data SRC]; animestyle COMMAND --help"
+    return "usage: animestyle {" + ",".join(COMMANDS) + "} [--preset P] [--run DIR] [--data SRC]; animestyle --help lists the commands"
+
+def _help():
+    w = max(map(len, COMMANDS))+2
+    return '\n'.join([f"usage: animestyle COMMAND [options]", '',
+                      "Anime style space exploration with metric learning and GANs: every stage from a shell, resumable.", '',
+                      'commands:', *[f"  {c:<{w}} {SUMMARY[c]}" for c in COMMANDS], '',
+                      'options:', f"  {'-h, --help':<{w}} show this list and exit", f"  {'-V, --version':<{w}} print the version and exit", '',
+                      "`animestyle COMMAND --help` lists the options of a command. Exit status: 0 done, 2 a mistake in the input",
+                      "(one line on stderr), 3 a stage diverged, 130 interrupted (rerun the same command to resume), 1 a bug",
+                      "in animestyle (with its traceback)."])
+
+def _with_default(doc, default):
+    "`doc` with `default` written as every other default is, `(default: ...)`, unless it states its own or there is none."
+    doc = doc or ''
+    if '(default:' in doc or default in (None, False, inspect.Parameter.empty): return doc
+    return f"{doc} (default: {default})"
+
+_METAVARS = {'preset':'NAME', 'run':'DIR', 'data':'SRC', 'image_root':'DIR', 'format':'NAME', int:'N', float:'X'}
 
 def _parser(cmd, fn):
-    "`fn`'s argument parser, whose errors are one line."
-    p = anno_parser(fn, prog=f'animestyle {cmd}')
-    def error(msg): raise _UsageError(f"{msg} (see animestyle {cmd} --help)")
+    "`fn`'s argument parser, from its signature and docments (the ingestion flags under their own heading), whose errors are one line."
+    p = argparse.ArgumentParser(prog=f'animestyle {cmd}', description=fn.__doc__,
+                                formatter_class=lambda prog: argparse.HelpFormatter(prog, max_help_position=32, width=118))
+    def error(msg): raise UsageError(f"{msg} (see animestyle {cmd} --help)")
     p.error = error
+    docs,hints = docments(fn),typing.get_type_hints(fn) if not hasattr(fn, '__delwrap__') else {}
+    ingest = p.add_argument_group('ingestion options (how --data is read into the image cache)')
+    for name,q in inspect.signature(fn).parameters.items():
+        if q.kind in (q.VAR_KEYWORD, q.VAR_POSITIONAL): continue
+        typ = hints.get(name, q.annotation)
+        group = ingest if name in inspect.signature(data_options).parameters else p
+        flag,help = '--'+name.replace('_','-'),_with_default(docs.get(name), q.default)
+        if typ is bool: group.add_argument(flag, dest=name, action='store_true', help=help)
+        else: group.add_argument(flag, dest=name, type=typ, default=q.default, metavar=_METAVARS.get(name, _METAVARS.get(typ, 'TEXT')), help=help)
     return p
 
 def _one_line(e):
@@ -286,41 +377,47 @@ def _to_stdout(message, category, filename, lineno, file=None, line=None):
 class _StdoutLog(logging.Handler):
     def emit(self, record): print(f"animestyle: {self.format(record)}", flush=True)
 
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    "Within the block, SIGTERM (`kill`, a scheduler stopping the job) raises `KeyboardInterrupt`, so a stage stops as on Ctrl-C: its last step checkpoint kept."
+    def stop(signum, frame): raise KeyboardInterrupt
+    try: old = signal.signal(signal.SIGTERM, stop)
+    except ValueError: yield; return  # not the main thread: signals cannot be handled here
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def main(argv:list=None # arguments (default: sys.argv[1:])
         ) -> int:
     "Entry point of the `animestyle` command."
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h','--help'):
-        print(_usage(), file=sys.stdout if argv else sys.stderr); return 0 if argv else EXIT_USER
+    if not argv: print(_usage(), file=sys.stderr); return EXIT_USER
+    if argv[0] in ('-h','--help'): print(_help()); return 0
+    if argv[0] in ('-V','--version'): print(f"animestyle {animestyle.__version__}"); return 0
     cmd,rest = argv[0],argv[1:]
-    if cmd!='explore' and cmd not in COMMANDS:
-        return _fail(f"unknown command {cmd!r}; commands: {', '.join([*COMMANDS, 'explore'])}")
+    if cmd not in COMMANDS: return _fail(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)} (see animestyle --help)")
     log,handler = logging.getLogger('animestyle'),_StdoutLog()
     log.addHandler(handler); level,log.level = log.level,logging.INFO
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), sigterm_as_interrupt():
             warnings.showwarning = _to_stdout
-            cmd_fn = _explore() if cmd=='explore' else COMMANDS[cmd]
-            args = _parser(cmd, cmd_fn).parse_args(rest)
-            cmd_fn(**{k:v for k,v in vars(args).items() if k in inspect.signature(cmd_fn).parameters})
+            fn = COMMANDS[cmd]
+            args = _parser(cmd, fn).parse_args(rest)
+            fn(**vars(args))
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help
-    except _UsageError as e: return _fail(str(e))
     except KeyboardInterrupt: return _fail("interrupted: rerun the same command to resume", EXIT_INTERRUPTED)
-    except (DivergenceError, ValueError, StageUnavailable, OSError) as e:
+    except Exception as e:
+        diverged = isinstance(e, _errors({'animestyle.core': ('DivergenceError',)}))
+        if not (diverged or is_user_error(e)):
+            traceback.print_exc()
+            return _fail(f"internal error ({type(e).__name__}): a bug in animestyle, not in what you typed; "
+                         f"the traceback above says where", EXIT_BUG)
         if os.environ.get('ANIMESTYLE_TRACEBACK'): raise
         msg = _one_line(e)
-        if isinstance(e, CheckpointError): msg += ": move it away and rerun to rebuild it"
-        return _fail(msg, EXIT_DIVERGED if isinstance(e, DivergenceError) else EXIT_USER)
+        if isinstance(e, _errors({'animestyle.core': ('CheckpointError',)})) and 'rerun' not in msg:
+            msg += ": move it away and rerun to rebuild it"
+        return _fail(msg, EXIT_DIVERGED if diverged else EXIT_USER)
     finally: log.removeHandler(handler); log.level = level
     return 0
-
-def _explore():
-    try: from animestyle.explorer import explore
-    except ModuleNotFoundError:
-        def explore(run:str='runs/demo'): # run directory
-            "Open the slider explorer on a trained run."
-            raise StageUnavailable("the explorer is not available in this version")
-    return explore
 
 def cli():
     "Console-script wrapper: exit with `main`'s status."

@@ -25,13 +25,13 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
 
 # %% auto #0
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES',
-           'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS', 'PresetError', 'Preset', 'settings_path',
-           'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
-           'align_opt_state', 'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab',
-           'lab_to_rgb', 'CheckpointError', 'atomic_write', 'save_json', 'save_checkpoint', 'load_checkpoint',
-           'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'ckpt_every',
-           'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state',
-           'load_opt_state']
+           'RUN_LOCK', 'CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS', 'PresetError', 'Preset',
+           'settings_path', 'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision',
+           'DeviceLossLog', 'align_opt_state', 'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process',
+           'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json',
+           'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir',
+           'project_root', 'notebook_run', 'run_lock', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
+           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -329,8 +329,29 @@ def lab_to_rgb(lab:torch.Tensor, # (..., 3, H, W) Lab, as made by `rgb_to_lab`
     return kornia.color.lab_to_rgb(lab.float(), clip=True)
 
 # %% ../nbs/00_core.ipynb #5bb37c1d
+import hashlib, re, shutil
+
 class CheckpointError(ValueError):
     "A checkpoint that is missing, damaged, or not a safetensors file."
+
+class WriteError(OSError):
+    "A file that could not be written (the disk is full, the folder is read-only): nothing was replaced."
+
+def _size(n): return next(f"{n/1024**k:.1f} {u}" for k,u in ((3,'GiB'),(2,'MiB'),(1,'KiB'),(0,'B')) if n>=1024**k or k==0)
+
+def _write_error(path, e, size=None):
+    "`e`, raised while writing `path`, as one line naming the file, the reason and the space left beside it."
+    path = Path(path)
+    code = getattr(e, 'errno', None)
+    if code is None and (m := re.search(r'(?:code: |os error )(\d+)', str(e))): code = int(m.group(1))  # safetensors' Rust I/O error
+    why = os.strerror(code) if code else (str(e).splitlines() or [type(e).__name__])[0]
+    try: free = f"{_size(shutil.disk_usage(path.parent).free)} free in {path.parent}"
+    except OSError: free = f"{path.parent} cannot be read"
+    need = f" ({_size(size)})" if size else ''
+    err = WriteError(f"cannot write {path}{need}: {why}; {free}: free some space (or fix the folder), "
+                     f"then rerun the same command to resume")
+    err.errno = code
+    return err
 
 @contextlib.contextmanager
 def atomic_write(path, # the file to write
@@ -354,17 +375,40 @@ def save_json(path, obj, all_ranks:bool=False):
     return Path(path)
 
 # %% ../nbs/00_core.ipynb #e4e77128
-_META_KEY = 'animestyle'
+_META_KEY,_SUM_KEY = 'animestyle','animestyle.sha256'
+# the command that rebuilds a run's checkpoint, by stage folder (the judge trains in the GAN stage)
+_REBUILDS = dict(data='prepare', style='train-style', content='train-content', judge='train-gan', gan='train-gan')
+
+def tensors_digest(tensors:dict # name -> contiguous CPU tensor
+                  ) -> str:
+    "SHA-256 of `tensors`' names, dtypes, shapes and bytes, in name order: what a checkpoint's checksum covers."
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k]
+        h.update(f"{k}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        if t.numel(): h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
 
 def save_checkpoint(path, # the .safetensors file to write
                     tensors:dict, # name -> tensor
                     meta:dict=None # JSON-able metadata (epoch, metrics, preset...)
                    ) -> Path:
-    "Save `tensors` and `meta` to `path` as safetensors, atomically."
+    "Save `tensors`, their checksum and `meta` to `path` as safetensors, atomically; a failed write is one `WriteError` line."
     tensors = {k:v.detach().contiguous().cpu() for k,v in tensors.items()}
-    with atomic_write(path) as tmp:
-        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta or {}, default=str)})
+    header = {_META_KEY: json.dumps(meta or {}, default=str), _SUM_KEY: tensors_digest(tensors)}
+    try:
+        with atomic_write(path) as tmp: save_file(tensors, str(tmp), metadata=header)
+    except (SafetensorError, OSError) as e:
+        if isinstance(e, WriteError): raise
+        raise _write_error(path, e, sum(t.numel()*t.element_size() for t in tensors.values())) from None
     return Path(path)
+
+def _rebuild(path):
+    "How to mend the damaged checkpoint `path`: the command that writes it again, when it sits in a run."
+    path = Path(path); run = path.parent.parent
+    if path.parent.name in _REBUILDS and (run/'config.json').is_file():
+        return f"delete it and rerun `animestyle {_REBUILDS[path.parent.name]} --run {run}` to rebuild it"
+    return "delete it and rerun what wrote it"
 
 def _sniff(path):
     "Refuse anything that is not a well-formed safetensors file, before any parser sees it."
@@ -385,18 +429,20 @@ def _sniff(path):
 def load_checkpoint(path, # the .safetensors file
                     expect:list=None # tensor names that must be present, and no others
                    ) -> tuple:
-    "Load `(tensors, meta)` from a safetensors checkpoint, refusing pickles and damaged files."
+    "Load `(tensors, meta)` from a safetensors checkpoint, refusing pickles, damaged files and bytes that fail their checksum."
     _sniff(path)
     try:
         tensors = load_file(str(path))
         from safetensors import safe_open
-        with safe_open(str(path), 'pt') as f: raw = (f.metadata() or {}).get(_META_KEY, '{}')
+        with safe_open(str(path), 'pt') as f: header = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is damaged: {str(e).splitlines()[0]}") from None
+    if _SUM_KEY in header and tensors_digest(tensors)!=header[_SUM_KEY]:  # files written before checksums have none
+        raise CheckpointError(f"{path} is damaged (checksum mismatch): {_rebuild(path)}")
     if expect is not None and set(expect)!=set(tensors):
         extra,missing = sorted(set(tensors)-set(expect)),sorted(set(expect)-set(tensors))
         raise CheckpointError(f"{path} does not match: unexpected {extra[:3]}, missing {missing[:3]}")
-    return tensors, json.loads(raw)
+    return tensors, json.loads(header.get(_META_KEY, '{}'))
 
 # %% ../nbs/00_core.ipynb #2fd5cc60
 def save_model(model:torch.nn.Module, path, meta:dict=None) -> Path:
@@ -484,6 +530,44 @@ def notebook_run(preset:Preset=None # default: the active preset
     preset = preset or get_preset()
     root = Path(os.environ.get('ANIMESTYLE_RUNS') or project_root()/'runs')
     return RunDir(root/f'notebooks-{preset.name}', preset)
+
+# %% ../nbs/00_core.ipynb #7d2b94e1
+import time
+
+RUN_LOCK = '.run.lock'
+
+def _holder(f):
+    "The PID written in the open lock file `f` (the holder writes it just after locking: wait a moment for it)."
+    for _ in range(20):
+        f.seek(0)
+        if pid := f.read().strip(): return pid
+        time.sleep(0.05)
+    return 'unknown'
+
+@contextlib.contextmanager
+def run_lock(path # the run's folder (it must exist)
+            ):
+    "Hold the run's writer lock for the block; refuse in one `RunDirError` line, naming the holder's PID, if another process holds it."
+    try: import fcntl
+    except ImportError: yield None; return  # no flock on this platform: one writer is then the user's care
+    lock = Path(path)/RUN_LOCK
+    while True:
+        f = open(lock, 'a+')
+        try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder(f); f.close()
+            raise RunDirError(f"run {path} is in use by another animestyle command (PID {pid}): "
+                              f"wait for it to end, or stop it with `kill {pid}`, then rerun") from None
+        try: same = os.fstat(f.fileno()).st_ino==os.stat(lock).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        f.close()  # the previous holder removed the file as we opened it: lock the new one
+    try:
+        f.seek(0); f.truncate(); f.write(f'{os.getpid()}\n'); f.flush()
+        yield lock
+    finally:
+        with contextlib.suppress(FileNotFoundError): lock.unlink()
+        f.close()
 
 # %% ../nbs/00_core.ipynb #fe2309d2
 CKPT_ENV = 'ANIMESTYLE_CKPT_EVERY'

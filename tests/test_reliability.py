@@ -358,6 +358,43 @@ def test_measure_gan_command_restores_the_measures_and_keeps_the_history(ref, tm
     assert (run.gan/'weights.safetensors').read_bytes() == weights_before          # measured, not retrained
     assert f"judge_style_fidelity: {before['judge_style_fidelity']:.3f}" in out
 
+def test_sigterm_keeps_the_step_checkpoint_and_refuses_a_second_writer(base, tmp_path):
+    "SIGTERM mid-epoch: Ctrl-C's line and status 130, the step checkpoint kept; meanwhile a second command on the run is refused."
+    run = copy_run(base, tmp_path/'run')
+    args = ['train-style', '--run', str(run.path), '--ckpt-every', '1']
+    mark = tmp_path/'hang.mark'
+    env = {**ENV, 'HANG_STAGE': 'style', 'HANG_AFTER': '3', 'HANG_MARK': str(mark)}
+    p = subprocess.Popen([sys.executable, '-c', HANG, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    start = time.time()
+    while not mark.exists():
+        if p.poll() is not None: pytest.fail(f"{args} ended ({p.returncode}) before step 3:\n{p.stderr.read()[-3000:]}")
+        if time.time()-start > WAIT_S: p.kill(); pytest.fail(f"{args} did not reach step 3 in {WAIT_S}s")
+        time.sleep(0.1)
+    second = subprocess.run([CLI, 'pipeline', '--run', str(run.path)], capture_output=True, text=True, env=ENV, timeout=WAIT_S)
+    assert second.returncode == 2 and second.stderr == (f"animestyle: error: run {run.path} is in use by another animestyle command "
+                                                       f"(PID {p.pid}): wait for it to end, or stop it with `kill {p.pid}`, then rerun\n"), second.stderr
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=WAIT_S)
+    assert p.returncode == 130, err[-3000:]
+    assert err == 'animestyle: error: interrupted: rerun the same command to resume\n', err[-3000:]
+    _, meta = load_checkpoint(run.style/'metric.last.safetensors')
+    assert meta['loop']['step'] == 3
+    assert not (run.path/'.run.lock').exists()
+    assert resumed_at('style', rerun(args)) == 3
+
+
+def test_measure_gan_refuses_overwritten_weights(ref, tmp_path):
+    "16 KiB overwritten inside a tensor of G's weights: measure-gan names the file in one line instead of measuring other weights."
+    sys.path.insert(0, str(ROOT/'tests'))
+    from test_cli import overwrite_inside_a_tensor
+    run = copy_run(ref, tmp_path/'run', [s for s in ('data', 'style', 'content', 'judge', 'gan') if (ref.path/s).is_dir()])
+    before = (run.gan/'metrics.json').read_bytes()
+    overwrite_inside_a_tensor(run.gan/'weights.safetensors')
+    r = subprocess.run([CLI, 'measure-gan', '--run', str(run.path)], capture_output=True, text=True, env=ENV, timeout=WAIT_S)
+    assert r.returncode == 2 and r.stderr == (f"animestyle: error: {run.gan/'weights.safetensors'} is damaged (checksum mismatch): "
+                                              f"delete it and rerun `animestyle train-gan --run {run.path}` to rebuild it\n"), r.stderr
+    assert (run.gan/'metrics.json').read_bytes() == before
+
 # --- the table of bad-input kinds ---------------------------------------------------------------------------------
 
 # (kind, test file, test function, what the user gets). Each kind is tried by that test; none loses anything on disk.
@@ -421,6 +458,11 @@ FAULTS = [
     ('NaN loss on the command line', 'test_reliability.py', 'test_cli_divergence_is_one_line_and_status_3', 'one line, status 3'),
     ('GAN collapse', 'test_reliability.py', 'test_gan_collapse_is_a_warning_in_metrics', 'a warning in metrics.json'),
     ('kill -9 mid-epoch (style, content, GAN in the pipeline)', 'test_reliability.py', 'test_kill_style_mid_epoch_then_resume', 'the rerun resumes at the last step checkpoint'),
+    ('SIGTERM mid-epoch', 'test_reliability.py', 'test_sigterm_keeps_the_step_checkpoint_and_refuses_a_second_writer', "Ctrl-C's line, status 130; the rerun resumes"),
+    ('a second command on a run in use', 'test_reliability.py', 'test_sigterm_keeps_the_step_checkpoint_and_refuses_a_second_writer', 'one line naming the PID of the first'),
+    ('weights overwritten inside a tensor', 'test_reliability.py', 'test_measure_gan_refuses_overwritten_weights', 'one line: checksum mismatch, the command that rebuilds it'),
+    ('a bug (TypeError, a bare ValueError from a library)', 'test_cli.py', 'test_bugs_show_their_traceback_user_errors_do_not', 'its traceback, status 1'),
+    ('disk full while a checkpoint is written', 'test_cli.py', 'test_disk_full_while_writing_a_checkpoint_is_one_line', 'one line with the file and the free space; the previous file kept'),
 ]
 
 
