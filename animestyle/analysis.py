@@ -79,14 +79,14 @@ class StyleSpace:
                  content_bank:torch.Tensor=None, # content codes of the same images (`gan_content_prior = data`); None: N(0, I)
                  device=None): # default `core.default_device()`
         self.device = torch.device(device or default_device())
-        self.code,self.Enc,self.G = [_inference(n).to(self.device) for n in (style,Enc,G)]
-        self.S = self.code.encoder  # the raw style encoder
+        self.style_code,self.Enc,self.G = [_inference(n).to(self.device) for n in (style,Enc,G)]
+        self.S = self.style_code.encoder  # the raw style encoder
         self.d_style,self.d_content = int(d_style),int(d_content)
         self.code_dim = self.G.n_in
         self.d_noise = self.code_dim-self.d_style-self.d_content
         if self.d_noise<0: raise StyleSpaceError(f"G takes {self.code_dim} numbers, fewer than d_style + d_content = {self.d_style+self.d_content}")
-        if self.code.d!=self.d_style: raise StyleSpaceError(f"the style code keeps {self.code.d} dimensions, G reads {self.d_style}")
-        self.centres = self.code.centres[:, :self.d_style]
+        if self.style_code.d!=self.d_style: raise StyleSpaceError(f"the style code keeps {self.style_code.d} dimensions, G reads {self.d_style}")
+        self.centres = self.style_code.centres[:, :self.d_style]
         self.artists = list(artists) if artists is not None else [f'artist {i}' for i in range(len(self.centres))]
         self.cache,self.run = cache,run
         self.style_bank,self.content_bank = [None if b is None else torch.as_tensor(b, dtype=torch.float32).cpu() for b in (style_bank, content_bank)]
@@ -155,7 +155,7 @@ def style_features(self:StyleSpace, images, # anything `to_lab` takes
     x = self.to_lab(images)
     with torch.no_grad(), autocast(self.device):
         out = torch.cat([self.S(b).float() for b in _batches(x)])
-    return out if raw else self.code.normalise(out)
+    return out if raw else self.style_code.normalise(out)
 
 @patch
 def encode_style(self:StyleSpace, images # path(s), PIL image(s), uint8 RGB arrays, or a float Lab batch
@@ -202,7 +202,7 @@ def _style_and_features(self:StyleSpace, x):
             u = self.S.head(h.mean((2,3)) if getattr(self.S,'head_kind','pool')=='pool' else h.flatten(1)).float()
             f = h.mean((2,3))
         else: u = self.S(x).float(); f = u
-    return self.code.normalise(u), f
+    return self.style_code.normalise(u), f
 
 # %% ../nbs/08_analysis.ipynb #73368ffd
 def _rows(t, d, device):
@@ -293,7 +293,7 @@ def artist_style(self:StyleSpace, name # an artist's name (or index)
     if isinstance(name, (int, np.integer)) and 0<=name<len(self.artists): i = int(name)
     elif name in self.artists: i = self.artists.index(name)
     else: raise StyleSpaceError(f"unknown artist {name!r}; artists are {', '.join(self.artists[:5])}{', ...' if len(self.artists)>5 else ''}")
-    return self.code.normalise(self.centres[i][None])[0].cpu()
+    return self.style_code.normalise(self.centres[i][None])[0].cpu()
 
 @patch
 def nearest_artists(self:StyleSpace, images, # anything `to_lab` takes

@@ -95,7 +95,7 @@ def test_artists_and_retrieval(ss):
     u = ss.artist_style(name)
     torch.testing.assert_close(u, ss.artist_style(2))
     d = ss.d_style
-    torch.testing.assert_close(u, ((ss.centres[2] - ss.code.mean[:d]) / ss.code.std[:d]).cpu())
+    torch.testing.assert_close(u, ((ss.centres[2] - ss.style_code.mean[:d]) / ss.style_code.std[:d]).cpu())
     x = np.asarray(ss.cache.images[:5])
     nn = ss.nearest_artists(x, k=3)
     assert len(nn) == 15 and set(nn.artist) <= set(ss.artists)
