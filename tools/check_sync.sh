@@ -16,4 +16,5 @@ if [ -n "$untracked" ]; then
 fi
 "$bin/python" tools/docs.py readme --check
 "$bin/python" tools/docs.py sidebar --check
+"$bin/python" benchmarks/ablation_table.py --check
 echo "sync: notebooks, library and README are consistent"
