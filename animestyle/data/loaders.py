@@ -19,9 +19,9 @@ from fastprogress.fastprogress import progress_bar
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 
-from ..core import RunDir, atomic_write, default_device, lab_to_rgb, rgb_to_lab, save_json
+from ..core import RunDir, RunDataError, atomic_write, default_device, lab_to_rgb, load_json, rgb_to_lab, save_json
 from . import synthetic
-from .ingest import NoImagesError, SourcePlan, check_options, detect_format, option_flag, plan_source, split_by_artist
+from .ingest import NoImagesError, SourceError, SourcePlan, shown, check_options, detect_format, option_flag, plan_source, split_by_artist
 
 # %% auto #0
 __all__ = ['log', 'TRAINED', 'CacheError', 'ImageCache', 'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan',
@@ -41,8 +41,9 @@ class ImageCache:
         self.path = Path(path)
         if not (self.path/'meta.json').is_file():
             raise CacheError(f"{self.path} is not a finished image cache (no meta.json): build it with prepare_data")
-        self.meta = json.loads((self.path/'meta.json').read_text())
-        spec = json.loads((self.path/'images.json').read_text())
+        self.meta = load_json(self.path/'meta.json')
+        if not (self.path/'images.json').is_file(): raise CacheError(f"{self.path} lacks images.json: the cache is damaged; rebuild it with prepare_data")
+        spec = load_json(self.path/'images.json')
         shape, dtype = tuple(spec['shape']), np.dtype(spec['dtype'])
         want = int(np.prod(shape)) * dtype.itemsize
         if (self.path/'images.u8').stat().st_size != want:
@@ -79,7 +80,7 @@ def _save_chunk(folder, i, images, records):
 
 def _chunk_records(path, i):
     "The records of chunk `i` as a DataFrame, with the chunk and each record's image in it (`_offset`, -1 for none)."
-    recs = json.loads(path.read_text())
+    recs = load_json(path)
     for j, r in enumerate(recs):
         row = r.pop('row', j)  # a record's image in its chunk; records of skipped items have none
         r['_chunk'], r['_offset'] = i, -1 if row is None else row
@@ -142,13 +143,13 @@ def build_cache(dest, # the cache folder to create (or reuse)
     dest = Path(dest)
     with _locked(dest.parent/f'.{dest.name}.lock'):
         if (dest/'meta.json').is_file():
-            if json.loads((dest/'meta.json').read_text()).get('key') == plan.key:
+            if load_json(dest/'meta.json').get('key') == plan.key:
                 shutil.rmtree(dest/'chunks', ignore_errors=True)
                 return ImageCache(dest)
             log.info(f"{dest} holds another input: rebuilding it")
         part = dest.parent/f'.{dest.name}.partial'
         if part.exists():
-            try: same = json.loads((part/'key.json').read_text()) == plan.key
+            try: same = load_json(part/'key.json') == plan.key
             except (OSError, ValueError): same = False
             if not same: shutil.rmtree(part)
         (part/'chunks').mkdir(parents=True, exist_ok=True)
@@ -274,17 +275,27 @@ def _spec_of_key(key):
     return spec
 
 def _cache_key(run):
-    try: return json.loads((run.data/'meta.json').read_text())['key']
-    except (OSError, ValueError, KeyError, TypeError): return None
+    "The key of `run`'s finished cache; None when there is none (a damaged meta.json is a `RunDataError`)."
+    f = run.data/'meta.json'
+    if not f.is_file(): return None
+    meta = load_json(f)
+    return meta.get('key') if isinstance(meta, dict) else None
+
+def _partial_key(run):
+    "The key of the cache `run` had begun to build when its prepare was stopped, or None."
+    f = run.path/f'.{run.data.name}.partial'/'key.json'
+    try: return load_json(f) if f.is_file() else None
+    except RunDataError: return None  # no chunk can be trusted to belong to any input: build_cache starts that part again
 
 def recorded_data(run:RunDir # the run
                  ) -> dict:
     "What `run` was prepared from (source and options), or None: its config.json, or the cache of a run prepared before runs recorded it."
-    try: spec = json.loads((run.path/'config.json').read_text()).get('data')
-    except (OSError, ValueError): spec = None
+    spec = _config(run).get('data')
     if spec: return spec
-    key = _cache_key(run)
+    key = _cache_key(run) or _partial_key(run)  # a run that began its cache before runs recorded their data
     return _spec_of_key(key) if key else None
+
+def _config(run): return load_json(run.path/'config.json')
 
 def _describe(spec, keys):
     return ', '.join(f"{k}={spec.get(k)!r}" for k in keys)
@@ -324,8 +335,13 @@ def data_plan(run:RunDir, # the run: image size and seed
     return plan_source(spec['source'], size=run.preset.image_size, seed=run.seed, **opts)
 
 def _record(run, spec):
-    cfg = json.loads((run.path/'config.json').read_text())
-    if cfg.get('data') != spec: save_json(run.path/'config.json', {**cfg, 'data': spec})
+    "Write `spec` as `run`'s data into its config.json (None: remove it)."
+    cfg = _config(run)
+    if cfg.get('data') == spec: return
+    cfg = {k: v for k, v in cfg.items() if k != 'data'}
+    save_json(run.path/'config.json', cfg if spec is None else {**cfg, 'data': spec})
+
+def _what(spec): return 'the synthetic data set' if spec['source'] == 'synthetic' else shown(spec['source'])
 
 def _same_input(a, b):
     "Two cache keys of the same input: they differ at most in the code that built them (and in fields an older key lacks)."
@@ -339,6 +355,10 @@ def prepare_data(run:RunDir, # the run: its preset gives the image size and synt
                 ) -> ImageCache:
     "Open `run`'s image cache, building it first from `source` and `kw`, or from what the run was prepared with."
     spec = data_spec(run, source, **kw)
+    part = _partial_key(run)
+    if part is not None and (was := _spec_of_key(part)) != spec:
+        raise CacheError(f"run {run.path} has an unfinished image cache of {_what(was)} (a prepare was stopped): rerun "
+                         f"`animestyle prepare --run {run.path}` to finish it, or delete {run.path/f'.{run.data.name}.partial'} to build {_what(spec)} instead")
     key = _cache_key(run)
     asked = source is not None or any(v is not None for v in kw.values())
     if key is not None and _spec_of_key(key) == spec and not asked: return ImageCache(run.data)
@@ -347,9 +367,10 @@ def prepare_data(run:RunDir, # the run: its preset gives the image size and synt
         if _same_input(key, plan.key): return ImageCache(run.data)  # only this library's code changed: keep what they learned from
         raise ValueError(f"the images of {plan.name} changed since run {run.path} was prepared, and its trained stages "
                          f"({', '.join(trained)}) learned from the old ones: use a new --run folder")
-    cache = build_cache(run.data, plan, workers=workers, chunk=chunk)
-    _record(run, spec)
-    return cache
+    before = _config(run).get('data')
+    _record(run, spec)  # before the first byte of the cache: a build stopped half-way resumes from this data, never another
+    try: return build_cache(run.data, plan, workers=workers, chunk=chunk)
+    except (NoImagesError, SourceError): _record(run, before); raise  # nothing was built: the run keeps the data it had
 
 # %% ../../nbs/03_data.loaders.ipynb #ebf6599c
 class CacheDataset:
