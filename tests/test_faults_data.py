@@ -159,3 +159,138 @@ def test_a_source_without_images_leaves_the_run_as_it_was(tmp_path):
     (tmp_path/'empty'/'someone').mkdir(parents=True)
     with pytest.raises(NoImagesError): prepare_data(run, tmp_path/'empty', workers=1)
     assert load_json(run.path/'config.json')['data']['source'] == 'synthetic' and len(prepare_data(RunDir(run.path), workers=1)) == n
+
+
+# --- checksums of the cache
+
+def _copy_run(made_run, tmp_path):
+    import shutil
+    return RunDir(shutil.copytree(made_run.path, tmp_path/'run'))
+
+
+def test_zeroed_images_are_found_on_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(loaders, 'CHECK_BYTES', 64 << 10)                    # blocks of 21 tiny images: several per cache
+    run = RunDir(tmp_path/'run', get_preset('tiny'))
+    prepare_data(run, workers=1)
+    f = run.data/'images.u8'
+    size = f.stat().st_size
+    with open(f, 'r+b') as fh: fh.seek(size // 2); fh.write(bytes(64 << 10))   # 64 KiB zeroed, the same size
+    cache = ImageCache(run.data)                                               # opening reads no image
+    n = len(cache)
+    assert cache.images[:3].shape[0] == 3                                      # an untouched block reads
+    with pytest.raises(CacheError, match=rf"images.u8 is damaged: images \d+ to \d+ do not match their checksum; delete the folder {run.data} and rerun `animestyle prepare --run {run.path}`"):
+        cache.images[[0, n // 2]]
+    with pytest.raises(CacheError, match='images.u8 is damaged'): ImageCache(run.data).verify()
+    from animestyle.data.loaders import CacheDataset
+    with pytest.raises(CacheError, match='images.u8 is damaged'): CacheDataset(ImageCache(run.data), np.arange(n)).batch(np.arange(n))
+
+
+def test_a_cut_manifest_is_refused(tmp_path, made_run):
+    run = _copy_run(made_run, tmp_path)
+    f = run.data/'manifest.csv'
+    raw = f.read_bytes(); f.write_bytes(raw[:len(raw) - 40])                   # mid-row: pandas pads the row with NaN
+    assert len(pd.read_csv(f)) == len(ImageCache(made_run.data))
+    with pytest.raises(CacheError, match=rf"manifest.csv is damaged: it does not match its checksum; delete the folder {run.data}"):
+        ImageCache(run.data)
+
+
+def test_the_checksums_cover_every_block(made_run):
+    spec = load_json(made_run.data/'images.json')
+    n = len(ImageCache(made_run.data))
+    assert len(spec['blocks']) == -(-n // spec['block_rows']) and len(spec['manifest']) == 40
+
+
+# --- a full disk
+
+def test_a_full_disk_is_refused_before_the_cache_is_sized(tmp_path, monkeypatch):
+    import shutil
+    run = RunDir(tmp_path/'run', get_preset('tiny'))
+    usage = shutil.disk_usage
+    monkeypatch.setattr(loaders.shutil, 'disk_usage', lambda p: usage(p)._replace(free=10_000))
+    with pytest.raises(CacheError, match=rf"not enough free space in {run.path} for the image cache: it needs 0.00 GiB, 0.00 GiB is free; .* rerun the same command"):
+        prepare_data(run, workers=1, chunk=64)
+    part = run.path/'.data.partial'
+    assert not (part/'.images.u8.tmp').exists() and not (part/'images.u8').exists() and len(list((part/'chunks').glob('*.npy'))) > 0
+    monkeypatch.setattr(loaders.shutil, 'disk_usage', usage)
+    def enospc(fd, off, n): raise OSError(28, 'No space left on device')      # the disk fills between the check and the allocation
+    monkeypatch.setattr(loaders.os, 'posix_fallocate', enospc)
+    with pytest.raises(CacheError, match='not enough free space in'): prepare_data(RunDir(run.path), workers=1, chunk=64)
+    assert not (part/'.images.u8.tmp').exists()
+    monkeypatch.undo()
+    assert len(prepare_data(RunDir(run.path), workers=1, chunk=64)) == run.preset.synth_artists * run.preset.synth_per_artist
+
+
+def test_a_full_disk_while_saving_a_chunk_is_one_line(tmp_path, monkeypatch):
+    run = RunDir(tmp_path/'run', get_preset('tiny'))
+    def full(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(loaders.np, 'save', full)
+    with pytest.raises(CacheError, match=rf"not enough free space in {run.path} for the image cache"): prepare_data(run, workers=1, chunk=64)
+
+
+# --- the lock: never held by workers, taken over from a dead holder
+
+_HOLD = textwrap.dedent('''
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    os.ftruncate(fd, 0); os.pwrite(fd, sys.argv[2].encode(), 0)
+    print('held', flush=True); time.sleep(600)
+''')
+
+
+def test_a_lock_whose_holder_is_dead_is_taken_over(tmp_path):
+    dead = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True).stdout.strip()
+    lock = tmp_path/'.data.lock'
+    # a process left behind by the dead one keeps the lock, as an orphaned worker did
+    keeper = subprocess.Popen([sys.executable, '-c', _HOLD, str(lock), f'{dead} {socket.gethostname()}\n'], stdout=subprocess.PIPE, text=True)
+    try:
+        assert keeper.stdout.readline().strip() == 'held'
+        got = []
+        def take():
+            with loaders._locked(lock): got.append(lock.read_text().split()[0])
+        t = threading.Thread(target=take, daemon=True); t.start(); t.join(30)
+        assert got == [str(os.getpid())]
+        # a live holder is waited for
+        alive = subprocess.Popen([sys.executable, '-c', _HOLD, str(lock), f'{keeper.pid} {socket.gethostname()}\n'], stdout=subprocess.PIPE, text=True)
+        assert alive.stdout.readline().strip() == 'held'
+        got.clear(); t = threading.Thread(target=take, daemon=True); t.start(); t.join(2)
+        assert not got
+        alive.kill(); alive.wait(); t.join(30)
+        assert got == [str(os.getpid())]
+    finally: keeper.kill(); keeper.wait()
+
+
+_PREPARE = textwrap.dedent('''
+    import sys, time
+    from animestyle.core import RunDir, get_preset
+    from animestyle.data import ingest, loaders
+    load = ingest.load_items
+    def slow(items, **kw):
+        time.sleep(float(sys.argv[3])); return load(items, **kw)
+    ingest.load_items = slow
+    if __name__ == '__main__':
+        c = loaders.prepare_data(RunDir(sys.argv[1], get_preset('tiny')), sys.argv[2], workers=2, chunk=1,
+                                 already_cropped=True, min_per_artist=2, min_test=1)
+        print(len(c))
+''')
+
+
+def test_kill_9_during_a_parallel_prepare_leaves_no_lock_behind(tmp_path):
+    root = _collection(tmp_path/'c')
+    script = tmp_path/'prepare.py'; script.write_text(_PREPARE)                # a script: its workers are forked
+    run = tmp_path/'run'
+    proc = subprocess.Popen([sys.executable, str(script), str(run), str(root), '1.0'], start_new_session=True)
+    chunks, t0 = run/'.data.partial'/'chunks', time.time()
+    while len(list(chunks.glob('*.json'))) < 2:
+        assert proc.poll() is None and time.time() - t0 < 120, 'the build ended before it could be killed'
+        time.sleep(0.05)
+    os.kill(proc.pid, 9); proc.wait()
+    time.sleep(0.5)
+    ps = subprocess.run(['ps', '-o', 'pid=,stat=', '-s', str(proc.pid)], capture_output=True, text=True).stdout.splitlines()
+    alive = [l.split()[0] for l in ps if not l.split()[1].startswith('Z')]     # a zombie is dead (a container's init may not reap it)
+    try:
+        assert alive == []                                                     # no worker outlives the build
+        again = subprocess.run([sys.executable, str(script), str(run), str(root), '0'], capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == '18'
+    finally:
+        for pid in alive: os.kill(int(pid), 9)
