@@ -29,9 +29,10 @@ __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES'
            'settings_path', 'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision',
            'DeviceLossLog', 'align_opt_state', 'OptLayout', 'accel_cbs', 'seed_everything', 'is_main_process',
            'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json',
-           'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir',
-           'project_root', 'notebook_run', 'run_lock', 'ckpt_every', 'DivergenceError', 'DivergenceGuard', 'loop_state',
-           'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+           'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model',
+           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'run_lock', 'ckpt_every',
+           'DivergenceError', 'DivergenceGuard', 'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state',
+           'load_opt_state']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -373,6 +374,33 @@ def save_json(path, obj, all_ranks:bool=False):
     "Write `obj` as JSON to `path` atomically (from the main process only, unless `all_ranks`)."
     with atomic_write(path, all_ranks) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
     return Path(path)
+
+# %% ../nbs/00_core.ipynb #3a7d1c21
+class RunDataError(ValueError):
+    "A JSON file of a run, or of any folder, that cannot be read back."
+
+def _mend(path):
+    "How to mend a damaged file at `path`: what to delete, and the command that writes it again."
+    path = Path(path)
+    for run in path.parents:
+        if not (run/'config.json').is_file() or run==path.parent and path.name=='config.json': continue
+        top = path.relative_to(run).parts[0]
+        if top in ('data', '.data.partial') and path.suffix=='.json' and path.parent.name!='chunks':
+            return f"delete the folder {run/'data'} and rerun `animestyle prepare --run {run}` to rebuild the image cache"
+        if top=='.data.partial': return f"delete it and rerun `animestyle prepare --run {run}` to build that part again"
+        return f"delete it and rerun `animestyle pipeline --run {run}`: the stage that writes it runs again"
+    return "delete it and rerun the step that writes it"
+
+def load_json(path, # the file to read
+              mend:str=None # how to mend a damaged file; default: what to delete and the command that writes it again
+             ):
+    "The JSON value in `path`; a damaged file is a one-line `RunDataError` that names it and says how to mend it."
+    path = Path(path)
+    raw = path.read_bytes()  # a missing file stays a FileNotFoundError: callers tell "not written yet" apart
+    try: return json.loads(raw.decode('utf-8'))
+    except UnicodeDecodeError: why = 'not UTF-8 text'
+    except json.JSONDecodeError as e: why = 'empty' if not raw.strip() else f"not JSON: {e.msg} at line {e.lineno} column {e.colno}"
+    raise RunDataError(f"{path} is damaged ({why}): {mend or _mend(path)}")
 
 # %% ../nbs/00_core.ipynb #e4e77128
 _META_KEY,_SUM_KEY = 'animestyle','animestyle.sha256'

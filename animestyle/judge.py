@@ -19,7 +19,7 @@ from fastai.callback.schedule import fit_one_cycle
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner, Metric
 
-from .core import (Preset, RunDir, accel_cbs, barrier, default_device, lab_to_rgb, load_checkpoint, opt_func,
+from .core import (Preset, RunDir, accel_cbs, barrier, default_device, lab_to_rgb, load_checkpoint, load_json, opt_func,
                    save_checkpoint, save_json, seed_everything)
 from .data import synthetic
 from .data.loaders import CacheDataset, CacheDL, ImageCache, prepare_data
@@ -264,6 +264,6 @@ def load_judge(run:RunDir, # the run
     t,meta = load_checkpoint(wfile)
     judge = Judge(meta['heads'])
     judge.load_state_dict(t)
-    judge.metrics = json.loads(mfile.read_text())
+    judge.metrics = load_json(mfile)
     for q in judge.parameters(): q.requires_grad_(False)
     return judge.to(device or default_device()).eval()

@@ -18,7 +18,7 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
 
-from .core import (Preset, RunDir, default_device, get_preset, load_checkpoint, load_model, save_checkpoint,
+from .core import (Preset, RunDir, RunDataError, default_device, get_preset, load_checkpoint, load_json, load_model, save_checkpoint,
                              save_json, save_model, seed_everything, notebook_run,
                              DivergenceGuard, StepResume, loop_snapshot, loop_state)
 from .core import accel_cbs, barrier, is_main_process, opt_func, opt_state, load_opt_state
@@ -613,8 +613,8 @@ def evaluate_style(run:RunDir=None, # the run; default `core.notebook_run()`
     out,fig1 = run.style/'metrics.json',run.style/'figure1.png'
     n_test = int((cache.manifest.split=='test').sum())
     if not force and out.is_file() and fig1.is_file():
-        try: old = json.loads(out.read_text())
-        except ValueError: old = {}
+        try: old = load_json(out)
+        except RunDataError: log.warning(f"{out} is damaged: measuring again"); old = {}  # rewritten below
         if all(old.get('models', {}).get(k)==v for k,v in prints.items()) and (old.get('eq1_vs_eq2') or not extras):
             log.info(_headline(old, n_test)); return old
     curves = style_curves(models, cache)

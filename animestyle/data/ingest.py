@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/data.ingest.html.md"""
 
 # %% ../../nbs/02_data.ingest.ipynb #e73ebc90
 from __future__ import annotations
-import atexit, errno, hashlib, io, json, logging, math, os, select, struct, subprocess, sys, warnings, zlib
+import atexit, errno, hashlib, io, json, logging, math, os, select, stat, struct, subprocess, sys, warnings, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -17,9 +17,9 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['log', 'IMAGE_EXTS', 'META_EXTS', 'DANBOORU_IMAGE_DIRS', 'FORMATS', 'split_by_artist', 'NoImagesError', 'SourceError',
-           'SourcePlan', 'BadImage', 'to_rgb', 'read_image', 'detect_faces', 'upright_crop', 'scan_folder',
-           'post_artists', 'scan_danbooru', 'detect_format', 'load_items', 'option_flag', 'check_options',
-           'plan_source']
+           'SourcePlan', 'BadImage', 'shown', 'not_regular', 'to_rgb', 'read_image', 'detect_faces', 'upright_crop',
+           'scan_folder', 'post_artists', 'scan_danbooru', 'detect_format', 'load_items', 'option_flag',
+           'check_options', 'plan_source']
 
 # %% ../../nbs/02_data.ingest.ipynb #1322d110
 def split_by_artist(artists, # artist of each image (names or ids)
@@ -74,6 +74,29 @@ IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.webp')
 class BadImage(Exception):
     "An image file that cannot be used; `args[0]` is the reason."
 
+def shown(name # a file name or path, maybe with bytes that are not UTF-8 (held as surrogates, as `os.fsdecode` makes them)
+         ) -> str:
+    "`name` as text that prints and saves as UTF-8: a byte that is not UTF-8 becomes a `\\xff` escape."
+    s = str(name)
+    try: return s.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+    except UnicodeEncodeError: return s.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+def not_regular(mode:int # `st_mode` of a file's status
+               ) -> str:
+    "Why a file of this mode is not read as an image, or None for a regular file: reading a named pipe or a device never ends."
+    if stat.S_ISREG(mode): return None
+    kind = ('named pipe' if stat.S_ISFIFO(mode) else 'socket' if stat.S_ISSOCK(mode) else 'device' if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else 'folder' if stat.S_ISDIR(mode) else 'special file')
+    return f'not a regular file ({kind})'
+
+def _read_file(path):
+    "The bytes of `path` if it is a regular file; a named pipe is opened without waiting for a writer, then refused."
+    if why := not_regular(os.stat(path).st_mode): raise BadImage(why)
+    fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0))
+    with open(fd, 'rb') as f:
+        if why := not_regular(os.fstat(fd).st_mode): raise BadImage(why)  # replaced since the check above
+        return f.read()
+
 _MAGIC = (b'\x89PNG', b'\xff\xd8\xff', b'GIF8', b'BM', b'II*\x00', b'MM\x00*')
 def _looks_like_image(data): return data.startswith(_MAGIC) or (data[:4] == b'RIFF' and data[8:12] == b'WEBP')
 
@@ -94,7 +117,7 @@ def read_image(path, # the file
                max_pixels:int=64_000_000 # larger ones are refused unread (decompression bombs)
               ) -> Image.Image:
     "Open `path` as an 8-bit RGB image, or raise `BadImage` with the reason."
-    try: data = Path(path).read_bytes()
+    try: data = _read_file(path)
     except FileNotFoundError: raise BadImage('vanished before reading') from None
     except OSError as e:
         raise BadImage('symlink loop' if e.errno == errno.ELOOP else f'unreadable ({e.strerror or type(e).__name__})') from None
@@ -200,19 +223,20 @@ def upright_crop(im:Image.Image, # the RGB picture
 # %% ../../nbs/02_data.ingest.ipynb #0411a0bf
 def _walk(folder, seen, skipped):
     real = os.path.realpath(folder)
-    if real in seen: skipped.append((str(folder), 'symlink loop')); return []
+    if real in seen: skipped.append((shown(folder), 'symlink loop')); return []
     seen, out = seen | {real}, []
     try: entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError as e: skipped.append((str(folder), f'unreadable folder ({e.strerror})')); return []
+    except OSError as e: skipped.append((shown(folder), f'unreadable folder ({e.strerror})')); return []
     for e in entries:
         p = Path(e.path)
         try:
             if e.is_dir(): out += _walk(p, seen, skipped); continue
-            os.stat(p)
+            mode = os.stat(p).st_mode
         except OSError as err:
-            skipped.append((str(p), 'symlink loop' if err.errno == errno.ELOOP else 'broken link')); continue
-        if p.suffix.lower() in IMAGE_EXTS: out.append(p)
-        else: skipped.append((str(p), 'not an image file type'))
+            skipped.append((shown(p), 'symlink loop' if err.errno == errno.ELOOP else 'broken link')); continue
+        if p.suffix.lower() not in IMAGE_EXTS: skipped.append((shown(p), 'not an image file type'))
+        elif why := not_regular(mode): skipped.append((shown(p), why))  # a pipe, socket or device: reading it may never end
+        else: out.append(p)
     return out
 
 def scan_folder(root # a folder holding one sub-folder per artist
@@ -224,16 +248,16 @@ def scan_folder(root # a folder holding one sub-folder per artist
     items, skipped, seen = [], [], {os.path.realpath(root)}
     for e in sorted(os.scandir(root), key=lambda e: e.name):
         p = Path(e.path)
-        if e.name.startswith('.'): skipped.append((str(p), 'hidden')); continue  # .thumbnails/, .DS_Store: never an artist
+        if e.name.startswith('.'): skipped.append((shown(p), 'hidden')); continue  # .thumbnails/, .DS_Store: never an artist
         try: is_dir = e.is_dir()
         except OSError: is_dir = False
         if not is_dir:
             broken = p.is_symlink() and not p.exists()
-            skipped.append((str(p), ('symlink loop' if _loops(p) else 'broken link') if broken else 'not in an artist folder'))
+            skipped.append((shown(p), ('symlink loop' if _loops(p) else 'broken link') if broken else 'not in an artist folder'))
             continue
         files = _walk(p, seen, skipped)
-        if not files: skipped.append((str(p), 'empty artist folder')); continue
-        items += [dict(path=str(f), artist=e.name) for f in files]
+        if not files: skipped.append((shown(p), 'empty artist folder')); continue
+        items += [dict(path=str(f), artist=shown(e.name)) for f in files]  # the path as it opens, the artist as it prints
     return items, skipped
 
 def _loops(p):
@@ -257,6 +281,7 @@ def scan_danbooru(meta, # a JSON-lines metadata file, or a folder of them
     "List `(items, skipped)` of a Danbooru metadata release."
     meta = Path(meta)
     if not meta.exists(): raise SourceError(f"{meta} does not exist")
+    if not (meta.is_dir() or meta.is_file()): raise SourceError(f"{shown(meta)} is {not_regular(meta.stat().st_mode)}: give Danbooru metadata (.json/.jsonl) or a folder of it")
     files = sorted(p for p in meta.rglob('*') if p.is_file() and p.suffix.lower() in ('.json', '.jsonl', '')) if meta.is_dir() else [meta]
     root = Path(image_root) if image_root else (meta if meta.is_dir() else meta.parent)
     if meta.is_dir() and root == meta and not ((root/'original').exists() or (root/'512px').exists()): root = meta.parent
@@ -265,7 +290,7 @@ def scan_danbooru(meta, # a JSON-lines metadata file, or a folder of them
         with open(f, encoding='utf-8', errors='replace') as fh:
             for n, line in enumerate(fh, 1):
                 if not line.strip(): continue
-                where = f'{f}:{n}'
+                where = f'{shown(f)}:{n}'
                 try:
                     post = json.loads(line); pid = int(post['id'])
                 except (ValueError, TypeError, KeyError): skipped.append((where, 'malformed JSON line')); continue
@@ -277,7 +302,7 @@ def scan_danbooru(meta, # a JSON-lines metadata file, or a folder of them
                 sub = f'{pid % 1000:04d}'
                 path = next((p for p in (root/'original'/sub/f'{pid}.{ext}', root/'512px'/sub/f'{pid}.jpg') if p.exists()), None)
                 if path is None: skipped.append((where, 'missing image file')); continue
-                items.append(dict(path=str(path), artist=arts[0]))
+                items.append(dict(path=str(path), artist=shown(arts[0])))
     return items, skipped
 
 # %% ../../nbs/02_data.ingest.ipynb #d948f0a9
@@ -325,9 +350,9 @@ def load_items(items:list, # dicts with path and artist
     "Face crops (n, size, size, 3) uint8 of `items`, and a record for every crop and every skipped item."
     crops, records = [], []
     for it in items:
-        src, artist = it['path'], it['artist']
+        src, artist = shown(it['path']), it['artist']  # the manifest and skipped.csv are UTF-8 text
         try:
-            im = read_image(src, min_side, max_pixels)
+            im = read_image(it['path'], min_side, max_pixels)
             digest = hashlib.sha1(im.tobytes() + repr(im.size).encode()).hexdigest()
             if already_cropped:
                 s = min(im.size); l, t = (im.width - s) // 2, (im.height - s) // 2
@@ -350,9 +375,9 @@ def load_items(items:list, # dicts with path and artist
 def _listing_key(items, skipped):
     h = hashlib.sha1()
     for it in items:
-        try: st = os.stat(it['path']); h.update(f"{it['path']}|{it['artist']}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-        except OSError: h.update(f"{it['path']}|gone\n".encode())
-    for p, r in skipped: h.update(f"{p}|{r}\n".encode())
+        try: st = os.stat(it['path']); h.update(f"{it['path']}|{it['artist']}|{st.st_size}|{st.st_mtime_ns}\n".encode('utf-8', 'surrogateescape'))
+        except OSError: h.update(f"{it['path']}|gone\n".encode('utf-8', 'surrogateescape'))
+    for p, r in skipped: h.update(f"{p}|{r}\n".encode('utf-8', 'surrogateescape'))
     return h.hexdigest()
 
 def option_flag(name:str # an option of `plan_source`
@@ -437,4 +462,4 @@ def plan_source(source, # folder per artist, or Danbooru metadata (file or folde
         recs.insert(1, 'artist_id', recs.artist.map(ids).astype(int))
         recs.insert(2, 'split', split_by_artist(recs.artist, seed, groups=recs.pixel_hash, test_frac=test_frac, min_test=min_test))
         return recs, dict(skipped_items=skipped, dropped_artists=few, advice=advice)
-    return SourcePlan(name=str(p), key=key, tasks=items, work=ingest.load_items, work_kw=opts, finish=finish)
+    return SourcePlan(name=shown(p), key=key, tasks=items, work=ingest.load_items, work_kw=opts, finish=finish)

@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/data.loaders.html.md"""
 
 # %% ../../nbs/03_data.loaders.ipynb #61e78f8b
 from __future__ import annotations
-import contextlib, hashlib, inspect, json, logging, mmap, os, shutil, sys, time
+import contextlib, errno, hashlib, inspect, io, json, logging, mmap, os, shutil, socket, sys, threading, time, zlib
 import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -19,20 +19,72 @@ from fastprogress.fastprogress import progress_bar
 from fastai.data.load import DataLoader
 from fastai.data.core import DataLoaders
 
-from ..core import RunDir, atomic_write, default_device, lab_to_rgb, rgb_to_lab, save_json
+from ..core import RunDir, RunDataError, atomic_write, default_device, lab_to_rgb, load_json, rgb_to_lab, save_json
 from . import synthetic
-from .ingest import NoImagesError, SourcePlan, check_options, detect_format, option_flag, plan_source, split_by_artist
+from .ingest import NoImagesError, SourceError, SourcePlan, shown, check_options, detect_format, option_flag, plan_source, split_by_artist
 
 # %% auto #0
-__all__ = ['log', 'TRAINED', 'CacheError', 'ImageCache', 'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan',
-           'trained_stages', 'recorded_data', 'data_spec', 'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL',
-           'style_dls', 'all_dls']
+__all__ = ['log', 'CHECK_BYTES', 'TRAINED', 'CacheError', 'block_sums', 'cache_checksums', 'ImageCache', 'file_checksums',
+           'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan', 'trained_stages', 'recorded_data', 'data_spec',
+           'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL', 'style_dls', 'all_dls']
 
 # %% ../../nbs/03_data.loaders.ipynb #c2d45f46
 log = logging.getLogger('animestyle.data')
 
 class CacheError(ValueError):
     "A cache folder that is missing, unfinished or damaged."
+
+CHECK_BYTES = 16 << 20  # the images are checked in blocks of about this many bytes, each when it is first read
+
+def block_sums(buf # bytes of whole images: a multiple of 8 bytes
+              ) -> int:
+    "The checksum of one block: CRC-32 of the 64-bit sums of its 4 KiB pages (a zeroed, cut or overwritten page changes it)."
+    x = np.frombuffer(buf, np.uint64); full = len(x) // 512 * 512
+    sums = np.add.reduce(x[:full].reshape(-1, 512), axis=1, dtype=np.uint64)
+    return zlib.crc32(np.append(sums, np.add.reduce(x[full:], dtype=np.uint64)).tobytes())
+
+def cache_checksums(images:np.ndarray # (N, S, S, 3) uint8, e.g. the memmap of images.u8
+                   ) -> dict:
+    "What images.json stores to check `images`: the rows per block and each block's `block_sums`."
+    rows = max(1, CHECK_BYTES // max(1, images[0].nbytes if len(images) else 1))
+    return dict(block_rows=rows, blocks=[block_sums(memoryview(np.ascontiguousarray(images[i:i + rows]).reshape(-1))) for i in range(0, len(images), rows)])
+
+def _mend_cache(path):
+    if (path.parent/'config.json').is_file(): return f"delete the folder {path} and rerun `animestyle prepare --run {path.parent}` to rebuild the image cache"
+    return f"delete the folder {path} and build it again with prepare_data"
+
+class _Images(np.memmap):
+    "The memmap of images.u8; every indexed read first checks the blocks it touches that no read has checked yet."
+    def __getitem__(self, idx):
+        chk = getattr(self, '_chk', None)
+        if chk is not None and chk.todo: chk.rows(idx if not isinstance(idx, tuple) else idx[0] if idx else slice(None))
+        return super().__getitem__(idx)
+
+class _Checker:
+    "The blocks of one cache's images not yet checked against their checksums."
+    def __init__(self, images, spec, path):
+        self.images, self.rows_per, self.sums, self.path = images, int(spec['block_rows']), list(spec['blocks']), path
+        self.todo = set(range(len(self.sums)))
+        if len(self.sums) != -(-len(images) // self.rows_per): raise CacheError(f"{path/'images.json'} does not describe {path/'images.u8'}: the cache is damaged; {_mend_cache(path)}")
+    def rows(self, idx):
+        n = len(self.images)
+        if isinstance(idx, slice): start, stop, step = idx.indices(n); bl = range(start // self.rows_per, -(-stop // self.rows_per)) if stop > start else ()
+        elif isinstance(idx, (int, np.integer)): bl = [(int(idx) % n) // self.rows_per] if n else []
+        else:
+            a = np.asarray(idx)
+            if a.dtype == bool: a = np.flatnonzero(a)
+            bl = np.unique((a.astype(np.int64).ravel() % max(n, 1)) // self.rows_per).tolist() if a.size else []
+        for b in bl:
+            if b in self.todo: self.check(b)
+    def check(self, b):
+        r = self.rows_per
+        raw = np.ndarray.__getitem__(self.images, slice(b * r, (b + 1) * r))
+        if block_sums(memoryview(np.ascontiguousarray(raw).reshape(-1))) != self.sums[b]:
+            raise CacheError(f"{self.path/'images.u8'} is damaged: images {b * r} to {min((b + 1) * r, len(self.images)) - 1} do not match "
+                             f"their checksum; {_mend_cache(self.path)}")
+        self.todo.discard(b)
+    def all(self):
+        for b in sorted(self.todo): self.check(b)
 
 class ImageCache:
     "A finished cache folder: `images` (uint8 memmap, N x S x S x 3 RGB), `manifest` (row i describes image i), `size` (S)."
@@ -41,16 +93,26 @@ class ImageCache:
         self.path = Path(path)
         if not (self.path/'meta.json').is_file():
             raise CacheError(f"{self.path} is not a finished image cache (no meta.json): build it with prepare_data")
-        self.meta = json.loads((self.path/'meta.json').read_text())
-        spec = json.loads((self.path/'images.json').read_text())
+        self.meta = load_json(self.path/'meta.json')
+        if not (self.path/'images.json').is_file(): raise CacheError(f"{self.path} lacks images.json: the cache is damaged; {_mend_cache(self.path)}")
+        spec = load_json(self.path/'images.json')
         shape, dtype = tuple(spec['shape']), np.dtype(spec['dtype'])
         want = int(np.prod(shape)) * dtype.itemsize
         if (self.path/'images.u8').stat().st_size != want:
-            raise CacheError(f"{self.path/'images.u8'} holds {(self.path/'images.u8').stat().st_size} bytes, not the {want} of {shape}: the cache is damaged")
-        self.images = np.memmap(self.path/'images.u8', dtype=dtype, mode='r', shape=shape)
-        self.manifest = pd.read_csv(self.path/'manifest.csv')
-        if len(self.manifest) != shape[0]: raise CacheError(f"{self.path}: manifest has {len(self.manifest)} rows for {shape[0]} images")
+            raise CacheError(f"{self.path/'images.u8'} holds {(self.path/'images.u8').stat().st_size} bytes, not the {want} of {shape}: the cache is damaged; {_mend_cache(self.path)}")
+        self.images = _Images(self.path/'images.u8', dtype=dtype, mode='r', shape=shape)
+        self.images._chk = _Checker(self.images, spec, self.path) if 'blocks' in spec else None  # caches built before checksums: unchecked
+        raw = (self.path/'manifest.csv').read_bytes()
+        if spec.get('manifest') not in (None, hashlib.sha1(raw).hexdigest()):
+            raise CacheError(f"{self.path/'manifest.csv'} is damaged: it does not match its checksum; {_mend_cache(self.path)}")
+        self.manifest = pd.read_csv(io.BytesIO(raw))
+        if len(self.manifest) != shape[0]: raise CacheError(f"{self.path}: manifest has {len(self.manifest)} rows for {shape[0]} images; {_mend_cache(self.path)}")
         self.size = shape[1]
+
+    def verify(self):
+        "Check every image against its checksum now (reads check their blocks anyway); raise `CacheError` at the first damaged block."
+        if self.images._chk is not None: self.images._chk.all()
+        return self
 
     def __len__(self): return len(self.images)
     @property
@@ -62,24 +124,101 @@ class ImageCache:
         return f"ImageCache({str(self.path)!r}: {len(self)} images of {self.size} px, {len(self.artists)} artists, {len(self) - n_test} train / {n_test} test)"
 
 # %% ../../nbs/03_data.loaders.ipynb #d045f94e
+_HELD = set()  # file descriptors of the cache locks this process holds
+
+def _close_held():
+    "In a forked child: close the parent's lock descriptors at once, so that no worker ever holds a cache lock."
+    for fd in list(_HELD):
+        try: os.close(fd)
+        except OSError: pass
+    _HELD.clear()
+
+if hasattr(os, 'register_at_fork'): os.register_at_fork(after_in_child=_close_held)
+
+def _holder(fd):
+    "(pid, host) that a lock file names as its holder, or None."
+    try: pid, host = os.pread(fd, 200, 0).decode().split()[:2]; return int(pid), host
+    except (OSError, ValueError): return None
+
+def _dead(holder):
+    "Whether the process that wrote `holder` is gone (on this machine only: another one's processes cannot be seen)."
+    pid, host = holder
+    if host != socket.gethostname(): return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return True
+    except PermissionError: return False
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] in ('Z', 'X')  # killed, not yet waited for
+    except (OSError, IndexError): return False
+
 @contextlib.contextmanager
 def _locked(path):
+    "Hold the lock file `path`; one whose holder died (leaving processes behind that keep it) is taken over."
     try: import fcntl
     except ImportError: yield; return
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a+') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: yield
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
+    said = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd); os.close(fd)
+            if holder is not None and _dead(holder):
+                log.warning(f"{path}: its holder, process {holder[0]}, is dead, and processes it left keep the lock: taking it over")
+                new = path.with_name(f'{path.name}.{os.getpid()}.new'); new.touch(); os.replace(new, path)  # they keep the old file
+                continue
+            if not said: log.info(f"waiting for {path}: process {holder[0] if holder else '?'} is building this cache"); said = True
+            time.sleep(0.2); continue
+        try: same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)  # taken over while this process waited: lock the new file
+    _HELD.add(fd)
+    try:
+        os.ftruncate(fd, 0); os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        yield
+    finally:
+        _HELD.discard(fd); fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)
+
+def _gib(n): return f"{n / 2**30:.2f} GiB"
+
+def _full(where, need, free):
+    return CacheError(f"not enough free space in {where} for the image cache: it needs {_gib(need)}, {_gib(free)} is free; "
+                      f"free some space there, or use a --run folder on another disk, and rerun the same command (built chunks are kept)")
 
 def _save_chunk(folder, i, images, records):
-    with atomic_write(folder/f'{i:06d}.npy') as tmp:
-        with open(tmp, 'wb') as f: np.save(f, images)
-    save_json(folder/f'{i:06d}.json', records)
+    try:
+        with atomic_write(folder/f'{i:06d}.npy') as tmp:
+            with open(tmp, 'wb') as f: np.save(f, images)
+        save_json(folder/f'{i:06d}.json', records)
+    except OSError as e:
+        if e.errno != errno.ENOSPC: raise
+        raise _full(folder.parent.parent, images.nbytes, shutil.disk_usage(folder).free) from None
+
+def _reserve(path, size):
+    "Create `path` with `size` bytes allocated on disk, or refuse in one line: a sparse file written through a memory map kills its writer (SIGBUS) when the disk fills."
+    free = shutil.disk_usage(path.parent).free
+    if size > free: raise _full(path.parent.parent, size, free)
+    with open(path, 'wb') as f:
+        try: os.posix_fallocate(f.fileno(), 0, size)
+        except AttributeError: f.truncate(size)  # no posix_fallocate here: the free space checked above stands
+        except OSError as e:
+            if e.errno == errno.ENOSPC: f.close(); path.unlink(); raise _full(path.parent.parent, size, shutil.disk_usage(path.parent).free) from None
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS): raise
+            f.truncate(size)  # a file system without allocation: the free space checked above stands
+
+def file_checksums(path, # a file of whole images
+                   image_bytes:int # bytes of one image
+                  ) -> dict:
+    "What images.json stores to check the images in `path`: images per block and each block's `block_sums`, read a block at a time."
+    rows = max(1, CHECK_BYTES // image_bytes)
+    buf, out = bytearray(rows * image_bytes), []
+    with open(path, 'rb') as f:
+        while n := f.readinto(buf): out.append(block_sums(memoryview(buf)[:n]))
+    return dict(block_rows=rows, blocks=out)
 
 def _chunk_records(path, i):
     "The records of chunk `i` as a DataFrame, with the chunk and each record's image in it (`_offset`, -1 for none)."
-    recs = json.loads(path.read_text())
+    recs = load_json(path)
     for j, r in enumerate(recs):
         row = r.pop('row', j)  # a record's image in its chunk; records of skipped items have none
         r['_chunk'], r['_offset'] = i, -1 if row is None else row
@@ -97,19 +236,25 @@ def _assemble(part, plan, n_chunks):
     if advice: log.warning(advice)
     first = np.load(chunks/f'{int(man._chunk.iloc[0]):06d}.npy', mmap_mode='r')
     shape = (len(man), *first.shape[1:])
-    with open(part/'images.u8', 'w+b') as f:
-        f.truncate(int(np.prod(shape)))
-        mm = mmap.mmap(f.fileno(), int(np.prod(shape)))
-    arr = np.frombuffer(mm, dtype=np.uint8).reshape(shape)
-    ck, off = man._chunk.to_numpy(), man._offset.to_numpy()
-    for k, c in enumerate(np.unique(ck)):
-        src, rows = np.load(chunks/f'{int(c):06d}.npy', mmap_mode='r'), np.flatnonzero(ck == c)
-        arr[rows] = src[off[rows]]
-        if k % 16 == 15: _release(mm)
-    del arr; _release(mm); mm.close()
-    with open(part/'images.u8', 'rb') as f: os.fsync(f.fileno())
-    save_json(part/'images.json', dict(shape=list(shape), dtype='uint8'))
-    with atomic_write(part/'manifest.csv') as tmp: man.to_csv(tmp, index=False, columns=[c for c in man.columns if c not in ('_chunk', '_offset')])
+    size, tmp = int(np.prod(shape)), part/'.images.u8.tmp'  # renamed once written and synced: never half a file
+    try:
+        _reserve(tmp, size)
+        with open(tmp, 'r+b') as f: mm = mmap.mmap(f.fileno(), size)
+        arr = np.frombuffer(mm, dtype=np.uint8).reshape(shape)
+        ck, off = man._chunk.to_numpy(), man._offset.to_numpy()
+        for k, c in enumerate(np.unique(ck)):
+            src, rows = np.load(chunks/f'{int(c):06d}.npy', mmap_mode='r'), np.flatnonzero(ck == c)
+            arr[rows] = src[off[rows]]
+            if k % 16 == 15: _release(mm)
+        del arr; _release(mm); mm.close()
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        check = file_checksums(tmp, int(np.prod(shape[1:])))
+        os.replace(tmp, part/'images.u8')
+    finally:
+        if tmp.exists(): tmp.unlink()
+    with atomic_write(part/'manifest.csv') as t: man.to_csv(t, index=False, columns=[c for c in man.columns if c not in ('_chunk', '_offset')])
+    check['manifest'] = hashlib.sha1((part/'manifest.csv').read_bytes()).hexdigest()
+    save_json(part/'images.json', dict(shape=list(shape), dtype='uint8', **check))
     with atomic_write(part/'skipped.csv') as tmp: pd.DataFrame(skipped, columns=['source', 'reason']).to_csv(tmp, index=False)
     for (src, reason) in skipped: log.warning(f"skipped {src}: {reason}")
     meta = dict(key=plan.key, name=plan.name, n_images=len(man), size=shape[1], n_artists=int(man.artist_id.nunique()),
@@ -142,13 +287,13 @@ def build_cache(dest, # the cache folder to create (or reuse)
     dest = Path(dest)
     with _locked(dest.parent/f'.{dest.name}.lock'):
         if (dest/'meta.json').is_file():
-            if json.loads((dest/'meta.json').read_text()).get('key') == plan.key:
+            if load_json(dest/'meta.json').get('key') == plan.key:
                 shutil.rmtree(dest/'chunks', ignore_errors=True)
                 return ImageCache(dest)
             log.info(f"{dest} holds another input: rebuilding it")
         part = dest.parent/f'.{dest.name}.partial'
         if part.exists():
-            try: same = json.loads((part/'key.json').read_text()) == plan.key
+            try: same = load_json(part/'key.json') == plan.key
             except (OSError, ValueError): same = False
             if not same: shutil.rmtree(part)
         (part/'chunks').mkdir(parents=True, exist_ok=True)
@@ -220,7 +365,23 @@ def cache_pool(workers:int=None # processes; default all cores
         if 'fork' not in methods: return None
         ctx = mp.get_context('fork')
     else: ctx = mp.get_context('forkserver' if 'forkserver' in methods else 'spawn')
-    return ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=ctx)
+    return ProcessPoolExecutor(workers or os.cpu_count() or 1, mp_context=ctx, initializer=_worker_start, initargs=(os.getpid(),))
+
+def _worker_start(parent):
+    "In each worker, first: hold no cache lock, and die with the process that started the build, even one killed by SIGKILL."
+    _close_held()  # (a forked worker: closed at the fork already)
+    if sys.platform.startswith('linux'):
+        try:
+            import ctypes, signal
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: when this worker's parent dies
+        except Exception: pass
+    def watch():  # a forkserver's worker, and other systems: poll for the build's process
+        while True:
+            try: os.kill(parent, 0)
+            except ProcessLookupError: os._exit(1)
+            except PermissionError: pass
+            time.sleep(1)
+    threading.Thread(target=watch, daemon=True).start()
 
 # %% ../../nbs/03_data.loaders.ipynb #49f97b3d
 def _code_hash(module):
@@ -274,17 +435,27 @@ def _spec_of_key(key):
     return spec
 
 def _cache_key(run):
-    try: return json.loads((run.data/'meta.json').read_text())['key']
-    except (OSError, ValueError, KeyError, TypeError): return None
+    "The key of `run`'s finished cache; None when there is none (a damaged meta.json is a `RunDataError`)."
+    f = run.data/'meta.json'
+    if not f.is_file(): return None
+    meta = load_json(f)
+    return meta.get('key') if isinstance(meta, dict) else None
+
+def _partial_key(run):
+    "The key of the cache `run` had begun to build when its prepare was stopped, or None."
+    f = run.path/f'.{run.data.name}.partial'/'key.json'
+    try: return load_json(f) if f.is_file() else None
+    except RunDataError: return None  # no chunk can be trusted to belong to any input: build_cache starts that part again
 
 def recorded_data(run:RunDir # the run
                  ) -> dict:
     "What `run` was prepared from (source and options), or None: its config.json, or the cache of a run prepared before runs recorded it."
-    try: spec = json.loads((run.path/'config.json').read_text()).get('data')
-    except (OSError, ValueError): spec = None
+    spec = _config(run).get('data')
     if spec: return spec
-    key = _cache_key(run)
+    key = _cache_key(run) or _partial_key(run)  # a run that began its cache before runs recorded their data
     return _spec_of_key(key) if key else None
+
+def _config(run): return load_json(run.path/'config.json')
 
 def _describe(spec, keys):
     return ', '.join(f"{k}={spec.get(k)!r}" for k in keys)
@@ -324,8 +495,13 @@ def data_plan(run:RunDir, # the run: image size and seed
     return plan_source(spec['source'], size=run.preset.image_size, seed=run.seed, **opts)
 
 def _record(run, spec):
-    cfg = json.loads((run.path/'config.json').read_text())
-    if cfg.get('data') != spec: save_json(run.path/'config.json', {**cfg, 'data': spec})
+    "Write `spec` as `run`'s data into its config.json (None: remove it)."
+    cfg = _config(run)
+    if cfg.get('data') == spec: return
+    cfg = {k: v for k, v in cfg.items() if k != 'data'}
+    save_json(run.path/'config.json', cfg if spec is None else {**cfg, 'data': spec})
+
+def _what(spec): return 'the synthetic data set' if spec['source'] == 'synthetic' else shown(spec['source'])
 
 def _same_input(a, b):
     "Two cache keys of the same input: they differ at most in the code that built them (and in fields an older key lacks)."
@@ -339,6 +515,10 @@ def prepare_data(run:RunDir, # the run: its preset gives the image size and synt
                 ) -> ImageCache:
     "Open `run`'s image cache, building it first from `source` and `kw`, or from what the run was prepared with."
     spec = data_spec(run, source, **kw)
+    part = _partial_key(run)
+    if part is not None and (was := _spec_of_key(part)) != spec:
+        raise CacheError(f"run {run.path} has an unfinished image cache of {_what(was)} (a prepare was stopped): rerun "
+                         f"`animestyle prepare --run {run.path}` to finish it, or delete {run.path/f'.{run.data.name}.partial'} to build {_what(spec)} instead")
     key = _cache_key(run)
     asked = source is not None or any(v is not None for v in kw.values())
     if key is not None and _spec_of_key(key) == spec and not asked: return ImageCache(run.data)
@@ -347,9 +527,10 @@ def prepare_data(run:RunDir, # the run: its preset gives the image size and synt
         if _same_input(key, plan.key): return ImageCache(run.data)  # only this library's code changed: keep what they learned from
         raise ValueError(f"the images of {plan.name} changed since run {run.path} was prepared, and its trained stages "
                          f"({', '.join(trained)}) learned from the old ones: use a new --run folder")
-    cache = build_cache(run.data, plan, workers=workers, chunk=chunk)
-    _record(run, spec)
-    return cache
+    before = _config(run).get('data')
+    _record(run, spec)  # before the first byte of the cache: a build stopped half-way resumes from this data, never another
+    try: return build_cache(run.data, plan, workers=workers, chunk=chunk)
+    except (NoImagesError, SourceError): _record(run, before); raise  # nothing was built: the run keeps the data it had
 
 # %% ../../nbs/03_data.loaders.ipynb #ebf6599c
 class CacheDataset:
