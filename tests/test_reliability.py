@@ -179,7 +179,7 @@ def test_gan_collapse_is_a_warning_in_metrics(base, tmp_path, monkeypatch):
     m = json.loads((run.gan/'metrics.json').read_text())
     assert m['warnings'] == [m['history'][1]['warning']] and m['warnings'][0].startswith('epoch 2: the discriminator loss')
     assert 'warning' not in m['history'][0]                  # one epoch near zero is not yet K in a row
-    assert all(h['d_loss'] < 0.05 for h in m['history']) and out['metrics']['warnings'] == m['warnings']
+    assert all(h['d_loss'] < 0.05 for h in m['history']) and out.metrics['warnings'] == m['warnings']
 
 
 # --- determinism --------------------------------------------------------------------------------------------------
