@@ -207,7 +207,7 @@ def test_a_full_disk_is_refused_before_the_cache_is_sized(tmp_path, monkeypatch)
     run = RunDir(tmp_path/'run', get_preset('tiny'))
     usage = shutil.disk_usage
     monkeypatch.setattr(loaders.shutil, 'disk_usage', lambda p: usage(p)._replace(free=10_000))
-    with pytest.raises(CacheError, match=rf"not enough free space in {run.path} for the image cache: it needs 0.00 GiB, 0.00 GiB is free; .* rerun the same command"):
+    with pytest.raises(CacheError, match=rf"not enough free space in {run.path} for the image cache: it needs 432.0 KiB, 9.8 KiB is free; .* rerun the same command"):
         prepare_data(run, workers=1, chunk=64)
     part = run.path/'.data.partial'
     assert not (part/'.images.u8.tmp').exists() and not (part/'images.u8').exists() and len(list((part/'chunks').glob('*.npy'))) > 0

@@ -179,7 +179,10 @@ def _locked(path):
     finally:
         _HELD.discard(fd); fcntl.flock(fd, fcntl.LOCK_UN); os.close(fd)
 
-def _gib(n): return f"{n / 2**30:.2f} GiB"
+def _gib(n):
+    for unit, k in (('GiB', 30), ('MiB', 20), ('KiB', 10)):
+        if n >= 2**k: return f"{n / 2**k:.1f} {unit}"
+    return f"{n} bytes"
 
 def _full(where, need, free):
     return CacheError(f"not enough free space in {where} for the image cache: it needs {_gib(need)}, {_gib(free)} is free; "
@@ -190,9 +193,10 @@ def _save_chunk(folder, i, images, records):
         with atomic_write(folder/f'{i:06d}.npy') as tmp:
             with open(tmp, 'wb') as f: np.save(f, images)
         save_json(folder/f'{i:06d}.json', records)
-    except OSError as e:
-        if e.errno != errno.ENOSPC: raise
-        raise _full(folder.parent.parent, images.nbytes, shutil.disk_usage(folder).free) from None
+    except OSError as e:  # ENOSPC, or NumPy's short write ("requested and written") on a full disk
+        free = shutil.disk_usage(folder).free
+        if e.errno != errno.ENOSPC and free >= images.nbytes: raise
+        raise _full(folder.parent.parent, images.nbytes, free) from None
 
 def _reserve(path, size):
     "Create `path` with `size` bytes allocated on disk, or refuse in one line: a sparse file written through a memory map kills its writer (SIGBUS) when the disk fills."
