@@ -1,4 +1,4 @@
-"""Every variant measured on the way to the `cpu` preset's GAN, read from `benchmarks/results/` by one function: the tables and curves of this page are generated, never typed.
+"""Every variant measured on the way to the cpu preset's GAN, read from benchmarks/results by one function: the tables and curves of this page are generated, never typed.
 
 Docs: https://animestyle.github.io/animestyle/gan_ablation.html.md"""
 

@@ -105,11 +105,12 @@ def _check_data(data, opts=None):
     check_options(**given)
     if data not in (None, 'synthetic') and given.get('format', 'auto')=='auto': detect_format(data)
 
-def train_options(ckpt_every=None, # steps between resume checkpoints; default `core.ckpt_every()`
+def train_options(ckpt_every=None, # steps between resume checkpoints; default `training.ckpt_every()`
                   skip_bad_batches:bool=False # skip NaN/inf batches instead of stopping
                  ) -> dict:
     "The training stages' options, checked before anything runs."
-    try: every = _core().ckpt_every(ckpt_every)
+    from animestyle.training import ckpt_every as every_steps
+    try: every = every_steps(ckpt_every)
     except ValueError as e: raise UsageError(str(e)) from None
     return dict(ckpt_every=every, skip_bad_batches=bool(skip_bad_batches))
 
@@ -300,7 +301,7 @@ SUMMARY = {  # one line per command, for `animestyle --help`
 EXIT_BUG,EXIT_USER,EXIT_DIVERGED,EXIT_INTERRUPTED = 1,2,3,130
 # the library's errors that mean bad input or a run that cannot be used, by module: checked only in modules already
 # imported (an error class whose module was never imported cannot have been raised), so `main` imports nothing for them
-USER_ERRORS = {'animestyle.core': ('PresetError', 'CheckpointError', 'RunDirError', 'WriteError'),
+USER_ERRORS = {'animestyle.core': ('PresetError', 'CheckpointError', 'RunDirError', 'RunDataError', 'WriteError'),
                'animestyle.layers': ('LayerError',), 'animestyle.content': ('ContentError',), 'animestyle.judge': ('JudgeError',),
                'animestyle.gan': ('GANError',), 'animestyle.analysis': ('StyleSpaceError',), 'animestyle.explorer': ('ExplorerError',),
                'animestyle.data.ingest': ('NoImagesError', 'SourceError'), 'animestyle.data.loaders': ('CacheError',)}
@@ -406,7 +407,7 @@ def main(argv:list=None # arguments (default: sys.argv[1:])
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help
     except KeyboardInterrupt: return _fail("interrupted: rerun the same command to resume", EXIT_INTERRUPTED)
     except Exception as e:
-        diverged = isinstance(e, _errors({'animestyle.core': ('DivergenceError',)}))
+        diverged = isinstance(e, _errors({'animestyle.training': ('DivergenceError',)}))
         if not (diverged or is_user_error(e)):
             traceback.print_exc()
             return _fail(f"internal error ({type(e).__name__}): a bug in animestyle, not in what you typed; "

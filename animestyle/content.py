@@ -17,11 +17,11 @@ from torch import nn
 from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 
-from .core import (RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint,
-                             load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything,
-                             DivergenceGuard, StepResume, loop_snapshot, loop_state)
+from .core import RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint, load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything
+from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
-from .core import accel_cbs, barrier, opt_func, opt_state, load_opt_state
+from .core import accel_cbs, barrier
+from .training import opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .style import load_style_encoder, nested_dropout_weights
 
@@ -244,7 +244,7 @@ class SaveReconstructions(Callback):
 
 # %% ../nbs/06_content.ipynb #09500edd
 def content_opt_func(preset):
-    "The content stage's optimiser from the preset (Table 2), without weight decay (`core.opt_func`)."
+    "The content stage's optimiser from the preset (Table 2), without weight decay (`training.opt_func`)."
     return opt_func(preset.content_opt)
 
 def heldout_images(cache, # the image cache
@@ -302,7 +302,7 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
                   force:bool=False, # start again even if the run holds a model
                   cbs:list=None, # extra fastai callbacks for the fit
                   device=None, # default `core.default_device()`
-                  ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+                  ckpt_every:int=None, # training steps between resume checkpoints; default `training.ckpt_every()`
                   skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
                  ) -> ContentVAE:
     "Train (or load, or resume) the content VAE of `run`; return it in evaluation mode."

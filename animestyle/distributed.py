@@ -103,7 +103,7 @@ class ShardedDL(DistributedDL):
 
     @property
     def rng(self):
-        "The generator that shuffles this rank's shard (what `core.StepResume` saves and restores)."
+        "The generator that shuffles this rank's shard (what `training.StepResume` saves and restores)."
         return self.dl.rng
     @rng.setter
     def rng(self, v): self.dl.rng = v

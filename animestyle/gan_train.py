@@ -1,4 +1,4 @@
-"""The fastai callbacks that train the conditional GAN of §4, its checkpoints, and the stage of a run directory: `train_gan(run)` and `load_gan(run)`.
+"""The fastai callbacks that train the conditional GAN of §4, its checkpoints, and the stage of a run directory: train_gan and load_gan.
 
 Docs: https://animestyle.github.io/animestyle/gan_train.html.md"""
 
@@ -18,9 +18,8 @@ from fastai.callback.core import Callback, CancelValidException
 from fastai.learner import Learner, Metric
 from fastai.vision.gan import FixedGANSwitcher
 
-from .core import (Preset, RunDir, CheckpointError, default_device, seed_everything, save_json, save_checkpoint,
-                             load_checkpoint, DivergenceGuard, StepResume, loop_snapshot, loop_state, accel_cbs, atomic_write,
-                             barrier, opt_func, opt_state, load_opt_state)
+from .core import Preset, RunDir, CheckpointError, default_device, seed_everything, save_json, save_checkpoint, load_checkpoint, accel_cbs, atomic_write, barrier
+from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state, opt_func, opt_state, load_opt_state
 from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 from .gan import (GANError, CondGAN, CondGANLoss, StyleCondition, ContentCondition, build_generator, build_critic,
@@ -305,7 +304,7 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
               n_crit:int=1, # D steps per G step
               device=None, # default `core.default_device()`
               evaluate:bool=True, # measure (with S, Enc and the judge) and write `metrics.json` at the end
-              ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+              ckpt_every:int=None, # training steps between resume checkpoints; default `training.ckpt_every()`
               skip_bad_batches:bool=False, # skip a batch whose D or G loss (or gradient) is NaN or inf instead of stopping
               collapse_epochs:int=3, # warn when the D loss stays near zero for this many epochs in a row
               seed:int=None, # seed of G's and D's initialisation and of training's draws; default the run's seed

@@ -19,8 +19,8 @@ from fastai.callback.schedule import fit_one_cycle
 from fastai.data.core import DataLoaders
 from fastai.learner import Learner, Metric
 
-from .core import (Preset, RunDir, accel_cbs, barrier, default_device, lab_to_rgb, load_checkpoint, load_json, opt_func,
-                   save_checkpoint, save_json, seed_everything)
+from .core import Preset, RunDir, accel_cbs, barrier, default_device, lab_to_rgb, load_checkpoint, load_json, save_checkpoint, save_json, seed_everything
+from .training import opt_func
 from .data import synthetic
 from .data.loaders import CacheDataset, CacheDL, ImageCache, prepare_data
 

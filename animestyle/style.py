@@ -18,10 +18,10 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
 
-from .core import (Preset, RunDir, RunDataError, default_device, get_preset, load_checkpoint, load_json, load_model, save_checkpoint,
-                             save_json, save_model, seed_everything, notebook_run,
-                             DivergenceGuard, StepResume, loop_snapshot, loop_state)
-from .core import accel_cbs, barrier, is_main_process, opt_func, opt_state, load_opt_state
+from .core import Preset, RunDir, RunDataError, default_device, get_preset, load_checkpoint, load_json, load_model, save_checkpoint, save_json, save_model, seed_everything, notebook_run
+from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state
+from .core import accel_cbs, barrier, is_main_process
+from .training import opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .layers import StyleEncoder
 
@@ -334,7 +334,7 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
               cache=None, # the image cache; default `prepare_data(run)`
               force:bool=False, # retrain even if the run holds a finished model
               name:str=None, # file stem under run.style; default from method and nested
-              ckpt_every:int=None, # training steps between resume checkpoints; default `core.ckpt_every()`
+              ckpt_every:int=None, # training steps between resume checkpoints; default `training.ckpt_every()`
               skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
              ) -> tuple:
     "Train (or load, or resume) one style model; return `(model, history)`."

@@ -36,7 +36,8 @@ from fastai.callback.tracker import EarlyStoppingCallback
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader_speed import random_cache  # noqa: E402
 
-from animestyle.core import DivergenceGuard, RunDir, autocast, get_preset  # noqa: E402
+from animestyle.core import RunDir, autocast, get_preset
+from animestyle.training import DivergenceGuard  # noqa: E402
 from animestyle.data.loaders import all_dls  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""One optimiser step: fastai's own optimisers against the PyTorch ones every stage now builds (`core.opt_func`).
+"""One optimiser step: fastai's own optimisers against the PyTorch ones every stage now builds (`training.opt_func`).
 
     python benchmarks/opt_speed.py [--preset cpu] [--steps 30] [--repeats 5] [--json out.json]
 
@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from fastai.optimizer import Adam, RMSProp
 
-from animestyle.core import get_preset, opt_func
+from animestyle.core import get_preset
+from animestyle.training import opt_func
 from animestyle.layers import ContentDecoder, ContentEncoder, Generator, StyleEncoder
 from animestyle.gan import MultiScaleDiscriminator
 from animestyle.style import StyleModel

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from animestyle.core import *
+from animestyle.training import *
 
 
 @pytest.mark.parametrize('kw,msg', [

@@ -16,7 +16,8 @@ import animestyle.gan as gan_mod
 import animestyle.gan_train as train_mod
 import animestyle.style as style_mod
 from animestyle.content import style_stub, train_content
-from animestyle.core import DivergenceError, RunDir, get_preset, load_checkpoint, seed_everything
+from animestyle.core import RunDir, get_preset, load_checkpoint, seed_everything
+from animestyle.training import DivergenceError
 from animestyle.data.loaders import prepare_data
 from animestyle.gan import ContentCondition, StyleCondition
 from animestyle.gan_train import train_gan
@@ -223,7 +224,7 @@ def test_same_seed_same_gan_metrics(base, tmp_path, monkeypatch):
 
 HANG = """
 import os, sys, time
-import animestyle.core as core
+import animestyle.training as core
 stage, after, mark = os.environ['HANG_STAGE'], int(os.environ['HANG_AFTER']), os.environ['HANG_MARK']
 orig = core.StepResume.before_batch
 def before_batch(self):
