@@ -20,7 +20,7 @@ def _core():
     return core
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'MEASURED', 'COMMANDS', 'SUMMARY', 'EXIT_BUG', 'EXIT_USER', 'EXIT_DIVERGED',
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'STAGE_COST', 'MEASURED', 'COMMANDS', 'SUMMARY', 'EXIT_BUG', 'EXIT_USER', 'EXIT_DIVERGED',
            'EXIT_INTERRUPTED', 'USER_ERRORS', 'DATA_CHECKS', 'StageUnavailable', 'UsageError', 'stage_func', 'open_run',
            'data_options', 'takes_data_options', 'train_options', 'run_stage', 'new_run_guard', 'prepare',
            'train_style', 'train_content', 'train_gan', 'report', 'measure_gan', 'pipeline', 'explore', 'is_user_error',
@@ -126,6 +126,7 @@ def run_stage(name:str, # a stage of `PIPELINE`
     core = _core()
     fn = stage_func(name)
     core.seed_everything(r.seed)
+    core.FLOP_LOG.clear()
     start = time.time()
     if name=='prepare':  # in a data-parallel job the main process builds the cache; the others then open it
         with main_process_first(): out = fn(r, source=data, **(data_kw or {}))
@@ -138,8 +139,13 @@ def run_stage(name:str, # a stage of `PIPELINE`
             sk = out.meta.get('skipped') or {}
             print(f"[prepare] {len(out)} images of {len(out.artists)} artists ({(out.manifest.split=='test').sum()} held out)"
                   + (f"; skipped: {', '.join(f'{k} {v}' for k,v in sk.items())}" if sk else ''))
-        print(f"[{name}] done in {time.time()-start:.0f}s -> {r.path}")
+        f = core.flop_summary()
+        spent = f" ({f['tflop']:.1f} TFLOP of training steps: {f['images']:,} images in {f['fits']} fit{'s'*(f['fits']!=1)})" if f['fits'] else ''
+        print(f"[{name}] done in {time.time()-start:.0f}s{spent} -> {r.path}")
+        STAGE_COST[name] = dict(seconds=round(time.time()-start, 1), tflop=round(f['tflop'], 2))
     return out
+
+STAGE_COST = {}  # stage -> its wall seconds and training TFLOP in this process: the pipeline's closing line
 
 @contextlib.contextmanager
 def _writing(r):
@@ -267,6 +273,9 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE
             except StageUnavailable as e:
                 print(f"[{s}] skipped: {e}"); break
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
+    if STAGE_COST:  # what each stage cost in this process (a stage resumed or already done counts only what ran now)
+        print('stages: ' + ', '.join(f"{k} {v['seconds']:.0f} s" + (f" {v['tflop']:.1f} TFLOP" if v['tflop'] else '') for k,v in STAGE_COST.items())
+              + f"; training {sum(v['tflop'] for v in STAGE_COST.values()):.1f} TFLOP in all")
     rep = r.path/'report'/'report.html'
     if rep.exists(): print(f"report: {rep}  (open it in a browser)")
     print(f"explore: animestyle explore --run {r.path}")

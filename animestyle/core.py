@@ -22,15 +22,16 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.callback.core import Callback, CancelStepException
     from fastai.learner import AvgSmoothLoss
     from fastai.optimizer import OptimWrapper
+    from fastai.torch_core import find_bs
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES',
-           'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset', 'default_device',
-           'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state', 'OptLayout', 'accel_cbs',
-           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError',
-           'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint',
-           'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run',
-           'run_lock']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS',
+           'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset',
+           'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state',
+           'OptLayout', 'FlopMeter', 'flop_summary', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier',
+           'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json', 'RunDataError',
+           'load_json', 'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model',
+           'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'run_lock']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -278,6 +279,36 @@ class OptLayout(Callback):
     order = 0
     def before_fit(self): align_opt_state(self.learn.opt)
 
+FLOP_LOG = []  # one record per fit of a Learner in this process, written by `FlopMeter`
+
+class FlopMeter(Callback):
+    "Counts the FLOPs of a fit's first `n` training steps (forward, loss, backward: `torch.utils.flop_counter.FlopCounterMode`) and the images of all its steps; appends `dict(model, gflop_per_image, images)` to `FLOP_LOG` after the fit."
+    order = -20  # opens before every other callback of a step
+    def __init__(self, n:int=2 # steps measured: 2 covers one D and one G step of a GAN
+                ): self.n,self.mode = n,None
+    def before_fit(self): self.flops,self.counted,self.images,self.steps = 0,0,0,0
+    def before_batch(self):
+        if self.training and self.steps<self.n:
+            from torch.utils.flop_counter import FlopCounterMode
+            self.mode = FlopCounterMode(display=False); self.mode.__enter__()
+    def _close(self, counted):
+        if self.mode is None: return
+        self.mode.__exit__(None, None, None)
+        if counted: self.flops += self.mode.get_total_flops(); self.counted += find_bs(self.learn.xb)
+        self.mode = None
+    def after_step(self):
+        self._close(True); self.steps += 1; self.images += find_bs(self.learn.xb)
+    def after_batch(self): self._close(False)  # a batch skipped or cancelled before its step counts nothing
+    def after_fit(self):
+        self._close(False)
+        if self.counted: FLOP_LOG.append(dict(model=type(self.learn.model).__name__, gflop_per_image=self.flops/self.counted/1e9, images=self.images))
+
+def flop_summary(log:list=None # records of `FlopMeter`; default `FLOP_LOG`
+                ) -> dict:
+    "The TFLOP the recorded fits spent on training steps (GFLOP per image x images), and their images."
+    log = FLOP_LOG if log is None else log
+    return dict(tflop=sum(r['gflop_per_image']*r['images'] for r in log)/1e3, images=sum(r['images'] for r in log), fits=len(log))
+
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
@@ -285,11 +316,11 @@ def accel_cbs(device=None, # the device the Learner trains on
     device = torch.device(device or default_device())
     if device.type=='cpu' and cpu_bf16():
         from fastai.callback.channelslast import ChannelsLast
-        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision()]
-    if device.type!='cuda': return []
+        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision(), FlopMeter()]
+    if device.type!='cuda': return [FlopMeter()]
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
-    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog()]
+    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog(), FlopMeter()]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:

@@ -1,7 +1,7 @@
 """A collection kept the way people keep one, end to end from the command line: the committed fixture (a folder per
 artist of face crops, a stray metadata file and a README beside them, one artist with too few works) through
 `animestyle pipeline`, the run remembering its data and options, and §6.1 measured on it."""
-import hashlib, json, os, subprocess, sys
+import hashlib, json, os, re, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,10 @@ def test_no_face_error_says_what_to_do(piped):
 def test_pipeline_runs_through_to_the_report(piped):
     run, _, out, _ = piped
     assert (run/'report'/'report.html').is_file() and 'report:' in out
+    # what each stage cost: the style stage fits two models (metric and softmax), the GAN stage the judge and G and D
+    assert re.search(r'\[style\] done in \d+s \([\d.]+ TFLOP of training steps: [\d,]+ images in 2 fits\)', out), out
+    assert re.search(r'\[gan\] done in \d+s \([\d.]+ TFLOP of training steps: [\d,]+ images in 2 fits\)', out), out
+    assert re.search(r'^stages: prepare \d+ s, style \d+ s [\d.]+ TFLOP, content \d+ s [\d.]+ TFLOP, gan \d+ s [\d.]+ TFLOP, report \d+ s; training [\d.]+ TFLOP in all$', out, re.M), out
     meta = json.loads((run/'data'/'meta.json').read_text())
     assert meta['skipped'] == {'not in an artist folder': 2, 'artist with fewer than 50 works': ARTISTS['sketchbook']}
     assert meta['key']['kind'] == 'folder' and meta['key']['already_cropped'] is True

@@ -152,3 +152,19 @@ def test_validate_refuses_combinations_that_would_do_nothing():
     with pytest.raises(PresetError, match="gan_mapping .* needs gan_arch = 'cbn_deep'"): get_preset('paper', gan_mapping=2)
     with pytest.raises(PresetError, match="gan_beta1 .* is Adam's"): get_preset('paper', gan_beta1=0.5)
     get_preset('cpu', gan_beta1=0.5)  # Adam reads it
+
+
+def test_flop_meter_counts_a_step_and_every_image():
+    "A linear layer's step costs 2*in*out FLOPs per image forward and as many for its weight gradient; every training image of the fit is counted."
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner
+    ds = [(torch.randn(10), torch.randn(3)) for _ in range(64)]
+    dls = DataLoaders(DataLoader(ds, bs=16, shuffle=True, drop_last=True), DataLoader(ds, bs=16))
+    learn = Learner(dls, torch.nn.Linear(10, 3), loss_func=torch.nn.functional.mse_loss, cbs=[FlopMeter(n=3)])
+    FLOP_LOG.clear()
+    with learn.no_logging(): learn.fit(2)
+    (rec,) = FLOP_LOG
+    assert rec['images'] == 2 * 4 * 16 and rec['model'] == 'Linear'
+    assert abs(rec['gflop_per_image'] - 4 * 10 * 3 / 1e9) < 1e-15
+    assert abs(flop_summary()['tflop'] - rec['gflop_per_image'] * 128 / 1e3) < 1e-18
