@@ -6,7 +6,7 @@ Docs: https://animestyle.github.io/animestyle/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #79b1801e
 from __future__ import annotations
-import configparser, contextlib, dataclasses, json, os, random, struct, tempfile
+import configparser, contextlib, dataclasses, json, os, random, struct, tempfile, time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -28,10 +28,10 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
 __all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS',
            'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset',
            'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state',
-           'OptLayout', 'FlopMeter', 'flop_summary', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier',
-           'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json', 'RunDataError',
-           'load_json', 'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model', 'load_model',
-           'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'run_lock']
+           'OptLayout', 'FlopMeter', 'flop_summary', 'StageETA', 'accel_cbs', 'seed_everything', 'is_main_process',
+           'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json',
+           'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model',
+           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'run_lock']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -309,6 +309,22 @@ def flop_summary(log:list=None # records of `FlopMeter`; default `FLOP_LOG`
     log = FLOP_LOG if log is None else log
     return dict(tflop=sum(r['gflop_per_image']*r['images'] for r in log)/1e3, images=sum(r['images'] for r in log), fits=len(log))
 
+class StageETA(Callback):
+    "After `after` timed training steps of a fit, one line: the minutes the fit has left at the pace so far."
+    order = 95
+    def __init__(self, after:int=30 # steps timed (after 3 warm-up steps) before the estimate
+                ): self.after = after
+    def before_fit(self): self.n,self.t0,self.said = 0,None,False
+    def after_step(self):
+        if not self.training or self.said: return
+        self.n += 1
+        if self.n==3: self.t0 = time.perf_counter()
+        if self.t0 is None or self.n-3<self.after: return
+        per,nb = (time.perf_counter()-self.t0)/(self.n-3),len(self.dls.train)
+        left = self.n_epoch*nb - (self.epoch*nb + self.iter + 1)
+        self.said = True
+        if is_main_process(): print(f"[{type(self.learn.model).__name__}] about {left*per/60:.1f} min left in this fit ({per*1e3:.0f} ms a step, {left} steps)", flush=True)
+
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
@@ -316,11 +332,11 @@ def accel_cbs(device=None, # the device the Learner trains on
     device = torch.device(device or default_device())
     if device.type=='cpu' and cpu_bf16():
         from fastai.callback.channelslast import ChannelsLast
-        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision(), FlopMeter()]
-    if device.type!='cuda': return [FlopMeter()]
+        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision(), FlopMeter(), StageETA()]
+    if device.type!='cuda': return [FlopMeter(), StageETA()]
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
-    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog(), FlopMeter()]
+    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog(), FlopMeter(), StageETA()]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:

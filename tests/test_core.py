@@ -168,3 +168,16 @@ def test_flop_meter_counts_a_step_and_every_image():
     assert rec['images'] == 2 * 4 * 16 and rec['model'] == 'Linear'
     assert abs(rec['gflop_per_image'] - 4 * 10 * 3 / 1e9) < 1e-15
     assert abs(flop_summary()['tflop'] - rec['gflop_per_image'] * 128 / 1e3) < 1e-18
+
+
+def test_stage_eta_says_the_steps_and_minutes_left_once(capsys):
+    "After 3 warm-up and 30 timed steps of a 64-step fit, one line: 31 steps left, with the pace so far."
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner
+    ds = [(torch.randn(4), torch.randn(1)) for _ in range(64)]
+    dls = DataLoaders(DataLoader(ds, bs=2, shuffle=True, drop_last=True), DataLoader(ds, bs=2))
+    learn = Learner(dls, torch.nn.Linear(4, 1), loss_func=torch.nn.functional.mse_loss, cbs=[StageETA(after=30)])
+    with learn.no_logging(): learn.fit(2)
+    lines = [l for l in capsys.readouterr().out.splitlines() if 'min left' in l]
+    assert len(lines) == 1 and lines[0].startswith('[Linear] about ') and '31 steps)' in lines[0], lines
