@@ -176,7 +176,7 @@ def test_the_explorer_and_the_report_draw_with_gs_moving_average(ss, run):
 
 
 def test_the_report_says_what_real_data_cannot_measure(ss):
-    from animestyle.analysis import unmeasured
+    from animestyle.report import unmeasured
     assert unmeasured(ss) == []  # the synthetic default measures everything
     bare = StyleSpace.__new__(StyleSpace); bare.cache = type('C', (), {'manifest': ss.cache.manifest[['artist', 'artist_id', 'split']]})()
     missing = unmeasured(bare)
