@@ -23,24 +23,17 @@ from .core import RunDir, RunDirError, CheckpointError, autocast, default_device
 from .gan import bank_rows
 from .layers import StyleEncoder, ContentEncoder, Generator
 from .style import StyleCode
-from .data.loaders import ImageCache, CacheError
+from .data.loaders import ImageCache, CacheError, show_path
 
 # %% auto #0
-__all__ = ['STAGE_LOADERS', 'StyleSpaceError', 'show_path', 'load_stage', 'StyleSpace', 'to_pil', 'image_grid', 'figure2',
-           'separation_scores', 'bilinear_styles', 'figure3', 'figure_dimension', 'style_factor_targets',
-           'interpret_dimensions', 'judge_heldout', 'interpretation_table', 'format_interpretation',
-           'figure_interpretation', 'figure6', 'figure7', 'transfer_scores']
+__all__ = ['STAGE_LOADERS', 'StyleSpaceError', 'load_stage', 'StyleSpace', 'to_pil', 'image_grid', 'figure2', 'separation_scores',
+           'bilinear_styles', 'figure3', 'figure_dimension', 'style_factor_targets', 'interpret_dimensions',
+           'judge_heldout', 'interpretation_table', 'format_interpretation', 'figure_interpretation', 'figure6',
+           'figure7', 'transfer_scores']
 
 # %% ../nbs/08_analysis.ipynb #5b410d9c
 class StyleSpaceError(ValueError):
     "A run directory that lacks a trained stage, or an input that is not an image."
-
-def show_path(p) -> str:
-    "`p` as printed in reprs and reports: relative to the project that holds it (the nearest folder above with `settings.ini` or `pyproject.toml`), else as given."
-    p = Path(p)
-    for up in p.resolve().parents:
-        if (up/'settings.ini').is_file() or (up/'pyproject.toml').is_file(): return p.resolve().relative_to(up).as_posix()
-    return str(p)
 
 # each stage: the loader that returns its trained networks, the file it needs, and the command that trains it
 STAGE_LOADERS = dict(style=('animestyle.style', 'load_style_encoder', 'style.safetensors', 'train-style'),

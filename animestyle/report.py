@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 
 from .core import RunDir, RunDirError, CheckpointError, save_json, atomic_write, load_checkpoint
-from .analysis import (StyleSpace, StyleSpaceError, show_path, figure2, figure3, figure6, figure7, figure_dimension, figure_interpretation,
+from .data.loaders import show_path
+from .analysis import (StyleSpace, StyleSpaceError, figure2, figure3, figure6, figure7, figure_dimension, figure_interpretation,
                                  format_interpretation, interpret_dimensions, interpretation_table, judge_heldout, separation_scores,
                                  transfer_scores)
 
