@@ -23,7 +23,7 @@ from .core import RunDir, RunDirError, CheckpointError, autocast, default_device
 from .gan import bank_rows
 from .layers import StyleEncoder, ContentEncoder, Generator
 from .style import StyleCode
-from .data.loaders import ImageCache, CacheError
+from .data.loaders import ImageCache, CacheError, show_path
 
 # %% auto #0
 __all__ = ['STAGE_LOADERS', 'StyleSpaceError', 'load_stage', 'StyleSpace', 'to_pil', 'image_grid', 'figure2', 'separation_scores',
@@ -45,12 +45,14 @@ def load_stage(run:RunDir, # the run
               ):
     "What the upstream loader of `stage` returns for `run`; a `StyleSpaceError` naming what is missing otherwise."
     mod,fn,fname,cmd = STAGE_LOADERS[stage]
-    folder = run.path/stage
+    folder,kw = run.path/stage,{}
+    if stage=='gan' and not (folder/fname).is_file() and (folder/'checkpoint.safetensors').is_file():
+        fname,kw = 'checkpoint.safetensors',dict(unfinished=True)  # training stopped early: its last checkpoint, said on every page and figure
     if not (folder/fname).is_file():  # checked here, so that no loader trains a missing stage behind the caller's back
         raise StyleSpaceError(f"run {run.path} has no trained {stage} stage ({folder/fname} is missing): run `animestyle {cmd} --run {run.path}`")
     try: loader = getattr(importlib.import_module(mod), fn)
     except (ModuleNotFoundError, AttributeError): raise StyleSpaceError(f"this version of animestyle cannot load the {stage} stage ({mod}.{fn} is missing)") from None
-    try: return loader(run)
+    try: return loader(run, **kw)
     except (OSError, KeyError, ValueError, RuntimeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise StyleSpaceError(f"run {run.path}: the {stage} stage cannot be loaded ({msg})") from None
@@ -77,7 +79,8 @@ class StyleSpace:
                  run:RunDir=None, # the run these networks come from
                  style_bank:torch.Tensor=None, # normalised style codes G trained with (`gan_style_prior = data`); None: N(0, I)
                  content_bank:torch.Tensor=None, # content codes of the same images (`gan_content_prior = data`); None: N(0, I)
-                 device=None): # default `core.default_device()`
+                 device=None, # default `core.default_device()`
+                 note:str=''): # what every page and figure must say of these networks (epoch 1 of 2, training unfinished), or empty
         self.device = torch.device(device or default_device())
         self.style_code,self.Enc,self.G = [_inference(n).to(self.device) for n in (style,Enc,G)]
         self.S = self.style_code.encoder  # the raw style encoder
@@ -91,11 +94,14 @@ class StyleSpace:
         self.cache,self.run = cache,run
         self.style_bank,self.content_bank = [None if b is None else torch.as_tensor(b, dtype=torch.float32).cpu() for b in (style_bank, content_bank)]
         self.image_size = self.G.image_size
+        self.note = note
         self._memo = {}
 
     def __repr__(self):
-        return (f"StyleSpace({str(self.run.path) if self.run else 'in memory'!r}: {self.image_size} px, d_style={self.d_style}, "
-                f"d_content={self.d_content}, d_noise={self.d_noise}, {len(self.artists or [])} artists, {self.device.type})")
+        where = show_path(self.run.path) if self.run else 'in memory'
+        return (f"StyleSpace({where!r}: {self.image_size} px, d_style={self.d_style}, "
+                f"d_content={self.d_content}, d_noise={self.d_noise}, {len(self.artists or [])} artists, {self.device.type}"
+                + (f", {self.note}" if self.note else '') + ")")
 
 # %% ../nbs/08_analysis.ipynb #351a7ac8
 @patch(cls_method=True)
@@ -109,7 +115,7 @@ def from_run(cls:StyleSpace, run_dir, # a run directory (path or `RunDir`) with 
     try: cache = ImageCache(run.data)
     except (CacheError, OSError): cache = None
     return cls(code, Enc, gan.G, gan.d_style, gan.d_content, artists=cache.artists if cache is not None else None,  # G: the moving average when kept
-               cache=cache, run=run, style_bank=gan.style_bank, content_bank=gan.content_bank, device=device)
+               cache=cache, run=run, style_bank=gan.style_bank, content_bank=gan.content_bank, device=device, note=gan.note)
 
 # %% ../nbs/08_analysis.ipynb #0edcf95b
 def _open_image(x):
@@ -311,6 +317,8 @@ def nearest_artists(self:StyleSpace, images, # anything `to_lab` takes
 def _save(fig, ss, path, name):
     path = Path(path) if path is not None else (ss.run.stage('report')/name if ss.run is not None else Path(name))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if getattr(ss, 'note', ''):  # an unfinished GAN: the figure says so
+        fig.text(0.5, 0, ss.note, ha='center', va='top', color='#b00020', fontsize=9, fontweight='bold')
     with atomic_write(path) as tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight')
     fig.saved_to = path
     return fig

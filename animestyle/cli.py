@@ -241,7 +241,7 @@ MEASURED = ('judge_real_artist', 'judge_real_character', # the judge's own held-
 
 def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run's own)
                 run:str='runs/demo'): # run directory
-    "Measure the run's trained GAN again, as `train-gan` does at its end, into `gan/metrics.json`: for a run trained before a measure existed."
+    "Measure the run's trained GAN again, as `train-gan` does at its end, into `gan/metrics.json`: for a run trained before a measure existed. An unfinished GAN is measured from its last checkpoint and only printed: nothing is written into its folder."
     from animestyle.gan_train import measure_gan as measure
     start = time.time()
     with _writing(open_run(preset, run, create=False)) as r: m = measure(r)
@@ -249,7 +249,10 @@ def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run'
         if m.get(k) is not None: print(f"{k}: {m[k]:.3f}")
     if m.get('judge_fd') is not None: print(f"judge_fd: {m['judge_fd']:.1f} ({m['judge_fd']/m['judge_fd_floor']:.1f} x its floor)")
     if m.get('style_top1') is not None: print(f"style_top1: {m['style_top1']:.3f} (read by S, which G trains against: not a grade)")
-    print(f"[gan] measured in {time.time()-start:.0f}s: {r.gan/'metrics.json'}; `animestyle report --run {r.path}` redraws the report")
+    if m.get('unfinished'):
+        print(f"[gan] measured in {time.time()-start:.0f}s from the last checkpoint ({m['unfinished']}); nothing written: "
+              f"gan/metrics.json is kept for the finished stage (`animestyle train-gan --run {r.path}` finishes it)")
+    else: print(f"[gan] measured in {time.time()-start:.0f}s: {r.gan/'metrics.json'}; `animestyle report --run {r.path}` redraws the report")
     return m
 
 # %% ../nbs/10_cli.ipynb #fa99f34a

@@ -6,10 +6,11 @@ Docs: https://animestyle.github.io/animestyle/explorer.html.md"""
 
 # %% ../nbs/09_explorer.ipynb #98361033
 from __future__ import annotations
-import html, io, json, os, subprocess, sys, time
+import html, io, json, os, re, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import ipywidgets as widgets
 from fastcore.basics import patch
@@ -19,7 +20,8 @@ from .analysis import StyleSpace, StyleSpaceError, to_pil
 from .gan import bank_rows
 
 # %% auto #0
-__all__ = ['OFFLINE_TEMPLATE', 'ExplorerError', 'Explorer', 'app_notebook', 'offline_template', 'explore']
+__all__ = ['OFFLINE_TEMPLATE', 'ExplorerError', 'Explorer', 'dimension_labels', 'run_labels', 'app_notebook', 'offline_template',
+           'explore']
 
 # %% ../nbs/09_explorer.ipynb #9be4156a
 class ExplorerError(ValueError):
@@ -32,7 +34,8 @@ class Explorer:
                  n_content:int=8, # content dimensions with a slider
                  size:int=256, # side of the shown image, in pixels
                  seed:int=0, # seed of the starting code and of the noise draws
-                 limit:float=5.0 # sliders run from -limit to +limit (the paper's ±5)
+                 limit:float=5.0, # sliders run from -limit to +limit (the paper's ±5)
+                 labels:dict=None # {style dimension from 1: factor it drives}; default: the clear ones of the run's `report/interpretation.csv`
                 ):
         if not 0<n_style<=ss.d_style: raise ExplorerError(f"n_style must be 1..{ss.d_style}, got {n_style}")
         if not 0<=n_content<=ss.d_content: raise ExplorerError(f"n_content must be 0..{ss.d_content}, got {n_content}")
@@ -41,6 +44,7 @@ class Explorer:
         self.style,self.content,self.noise = z.style[0],z.content[0],z.noise[0]
         self._rng = torch.Generator().manual_seed(seed+1)
         self.n_renders,self.last_ms,self._hold = 0,0.,False
+        self.labels = run_labels(ss) if labels is None else dict(labels)
         self._build(n_style, n_content)
         self.render()
 
@@ -57,12 +61,33 @@ class Explorer:
 # %% ../nbs/09_explorer.ipynb #14e2d4f0
 def _slider(label, value, limit):
     return widgets.FloatSlider(value=float(max(-limit, min(limit, value))), min=-limit, max=limit, step=0.05, description=label,
-                               continuous_update=True, readout_format='+.2f', layout=widgets.Layout(width='320px'))
+                               tooltip=label, continuous_update=True, readout_format='+.2f',
+                               style=dict(description_width='150px'), layout=widgets.Layout(width='400px'))
+
+def dimension_labels(table:pd.DataFrame, # `analysis.interpretation_table` (or the report's `interpretation.csv`)
+                     clear:float=1.5 # a factor is named when it is driven at least this many times more than the runner-up
+                    ) -> dict:
+    "{style dimension (from 1): the factor it drives}, for the dimensions whose measured factor is clear."
+    out = {}
+    for k,r in table.iterrows():
+        m = re.search(r'\(([-+\d.eE]+)\)\s*$', str(r.get('runner_up', '')))
+        runner = float(m.group(1)) if m else 0.
+        if float(r.strength)>0 and float(r.strength)>=clear*runner: out[int(k)] = str(r.factor)
+    return out
+
+def run_labels(ss:StyleSpace # the trained networks of a run
+              ) -> dict:
+    "`dimension_labels` of the run's `report/interpretation.csv` (written by `animestyle report`); {} when there is none."
+    f = ss.run.path/'report'/'interpretation.csv' if ss.run is not None else None
+    if f is None or not f.is_file(): return {}
+    try: return dimension_labels(pd.read_csv(f, index_col=0))
+    except (OSError, ValueError, KeyError, AttributeError): return {}
 
 @patch
 def _build(self:Explorer, n_style, n_content):
     ss = self.ss
-    self.style_sliders = [_slider(f'style {k+1}', self.style[k], self.limit) for k in range(n_style)]
+    name = lambda k: f'style {k+1}: {self.labels[k+1]}' if k+1 in self.labels else f'style {k+1}'
+    self.style_sliders = [_slider(name(k), self.style[k], self.limit) for k in range(n_style)]
     self.content_sliders = [_slider(f'content {k+1}', self.content[k], self.limit) for k in range(n_content)]
     for k,s in enumerate(self.style_sliders): s.observe(lambda ch,k=k: self._set('style', k, ch['new']), 'value')
     for k,s in enumerate(self.content_sliders): s.observe(lambda ch,k=k: self._set('content', k, ch['new']), 'value')
@@ -79,7 +104,8 @@ def _build(self:Explorer, n_style, n_content):
     self.image.add_class('animestyle-image')
     col = lambda title, ws: widgets.VBox([widgets.HTML(f'<b>{title}</b>')]+ws)
     controls = widgets.VBox([self.artist, widgets.HBox([self.noise_button]), widgets.HBox([self.upload, self.upload_as]), self.message])
-    self.widget = widgets.VBox([widgets.HBox([self.image, controls]),
+    self.status = widgets.HTML(f'<b style="color:#b00020">GAN: {html.escape(ss.note)}</b>' if ss.note else '')
+    self.widget = widgets.VBox(([self.status] if ss.note else [])+[widgets.HBox([self.image, controls]),
                                 widgets.HBox([col('style', self.style_sliders), col('content', self.content_sliders)])])
     self.widget.add_class('animestyle-explorer')
 
@@ -162,16 +188,17 @@ def from_run(cls:Explorer, run, # a trained run (path or `RunDir`)
 
 # %% ../nbs/09_explorer.ipynb #20d13907
 def app_notebook(run:RunDir, # the trained run
+                 folder:Path, # where the notebook goes (never the run: the explorer only reads it)
                  n_style:int=8, # style sliders
                  n_content:int=8 # content sliders
                 ) -> Path:
-    "Write the app notebook that Voilà serves for `run`; return its path."
+    "Write the app notebook that Voilà serves for `run` into `folder`; return its path."
     src = (f"from animestyle.explorer import Explorer\n"
            f"Explorer.from_run({str(Path(run.path).resolve())!r}, n_style={int(n_style)}, n_content={int(n_content)}, device='cpu')")
     nb = dict(nbformat=4, nbformat_minor=5, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')),
               cells=[dict(cell_type='markdown', id='title', metadata={}, source=f"## animestyle explorer: `{run.path.name}`"),
                      dict(cell_type='code', id='app', metadata={}, execution_count=None, outputs=[], source=src)])
-    p = run.stage('report')/'explorer_app.ipynb'
+    p = Path(folder)/'explorer_app.ipynb'
     p.write_text(json.dumps(nb, indent=1))
     return p
 
@@ -196,18 +223,20 @@ def explore(run:str='runs/demo', # a trained run directory
             n_content:int=8, # content dimensions with a slider
             dry_run:bool=False # only check the run and print the server command
            ):
-    "Serve the slider explorer of `run` as a web app on 127.0.0.1 (Voilà); Ctrl-C stops it."
+    "Serve the slider explorer of `run` as a web app on 127.0.0.1 (Voilà); Ctrl-C stops it. The run is only read: the app's files go to a temporary folder, removed when the server stops (kept with `dry_run`, whose command uses them)."
     r = RunDir(run, create=False)
     ss = StyleSpace.from_run(r, device='cpu')
     if not 0<n_style<=ss.d_style: raise ExplorerError(f"n_style must be 1..{ss.d_style}, got {n_style}")
-    nb = app_notebook(r, n_style, min(n_content, ss.d_content))
-    data_dir = r.stage('report')/'.voila'
+    tmp = Path(tempfile.mkdtemp(prefix='animestyle-explore-'))
+    nb = app_notebook(r, tmp, n_style, min(n_content, ss.d_content))
+    data_dir = tmp/'voila'
     offline_template(data_dir)
     env = dict(os.environ, JUPYTER_PATH=os.pathsep.join(p for p in (str(data_dir), os.environ.get('JUPYTER_PATH')) if p))
     cmd = [sys.executable, '-m', 'voila', str(nb), '--no-browser', f'--port={int(port)}', '--Voila.ip=127.0.0.1',
            '--template=animestyle', '--theme=light', '--VoilaConfiguration.show_tracebacks=False']
     if dry_run:
         print(' '.join(cmd)); return cmd
-    print(f"explorer of {r.path}: http://127.0.0.1:{int(port)}/  (Ctrl-C stops it)", flush=True)
+    print(f"explorer of {r.path}{' ('+ss.note+')' if ss.note else ''}: http://127.0.0.1:{int(port)}/  (Ctrl-C stops it)", flush=True)
     try: return subprocess.call(cmd, env=env)
     except KeyboardInterrupt: return 0
+    finally: shutil.rmtree(tmp, ignore_errors=True)

@@ -257,6 +257,13 @@ class GANStage:
     content_bank:torch.Tensor # (m, d_content) the same images' content codes, or None
     epoch:int # epochs trained
     metrics:dict # `gan/metrics.json`, or None before it is written
+    epochs:int=None # epochs the preset asks for
+    unfinished:bool=False # loaded from `gan/checkpoint.safetensors`: training stopped before its last epoch
+
+    @property
+    def note(self) -> str:
+        "What every page and figure of an unfinished stage says ('epoch 1 of 2, training unfinished'); '' when finished."
+        return f"epoch {self.epoch} of {self.epochs}, training unfinished" if self.unfinished else ''
 
 def _fixed_codes(gan, n=16, seed=0):
     return gan.sample(n, torch.Generator().manual_seed(seed)).cpu()
@@ -281,17 +288,20 @@ def measure_gan(run:RunDir, # a run with a trained GAN stage
                 device=None, # default `core.default_device()`
                 train_judge:bool=False # train the judge first when the run lacks it (otherwise refused)
                ) -> dict:
-    "Measure the trained GAN of `run` again, as `train_gan` does at its end, and rewrite those measures in `gan/metrics.json` (its history and times kept)."
+    "Measure the trained GAN of `run` again, as `train_gan` does at its end, and rewrite those measures in `gan/metrics.json` (its history and times kept); an unfinished stage is measured from its last checkpoint and nothing is written."
     folder,device = run.gan,torch.device(device or default_device())  # not `stage`: a run without a GAN is left as it was
-    wfile,mfile = folder/'weights.safetensors',folder/'metrics.json'
-    if not wfile.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
-    t,meta = load_checkpoint(wfile)
-    _check_seed(wfile, run, meta.get('seed', run.seed))
+    wfile,mfile,ckpt = folder/'weights.safetensors',folder/'metrics.json',folder/'checkpoint.safetensors'
+    unfinished = not wfile.is_file() and ckpt.is_file()
+    if not (wfile.is_file() or unfinished): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
+    src = ckpt if unfinished else wfile
+    t,meta = load_checkpoint(src)
+    _check_seed(src, run, meta.get('seed', run.seed))
     cache = prepare_data(run)
     judge = _judge(run, device, train_judge)
     gan,centres,real = build_gan(run, cache, device, judge)
     load_gan_tensors(gan, t)
     m = _measures(gan, judge, real, centres, run)
+    if unfinished: return dict(m, unfinished=f"epoch {meta['epoch']} of {run.preset.gan_epochs}, training unfinished")  # the stage's folder is left as it was
     prev = json.loads(mfile.read_text()) if mfile.is_file() else {}
     save_json(mfile, {**prev, **m})
     return m
@@ -365,12 +375,26 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     barrier()  # in a data-parallel job the main process has written the weights and metrics
     return load_gan(run, device)
 
+def _load_unfinished(run, ckpt, device):
+    "The GAN of a stage that stopped before its last epoch, from its last checkpoint: G, D and G's average, plus the banks of the `data` priors drawn again from the run's images (the checkpoint keeps none)."
+    t,meta = load_checkpoint(ckpt)
+    gan,_,_ = build_gan(run, ImageCache(run.data), device)  # opened, not prepared: loading writes nothing
+    load_gan_tensors(gan, t)
+    G_raw = gan.generator.eval()
+    G = gan.generator_ema.eval() if gan.generator_ema is not None else G_raw
+    p = run.preset
+    return GANStage(G=G, G_raw=G_raw, D=gan.critic.eval(), preset=p, d_style=p.d_style, d_content=p.d_content,
+                    style_bank=gan.style_bank, content_bank=gan.content_bank, epoch=meta['epoch'], metrics=None,
+                    epochs=p.gan_epochs, unfinished=True)
+
 def load_gan(run:RunDir, # a run with a trained GAN stage
-             device=None # default `core.default_device()`
+             device=None, # default `core.default_device()`
+             unfinished:bool=False # without `gan/weights.safetensors`, load the last checkpoint of an unfinished training (saying so in `GANStage.note`)
             ) -> GANStage:
-    "The trained GAN of `run` as a `GANStage`."
+    "The trained GAN of `run` as a `GANStage`; with `unfinished`, the last checkpoint of a training that stopped early."
     p,device = run.preset,torch.device(device or default_device())
-    f = run.path/'gan'/'weights.safetensors'
+    f,ckpt = run.path/'gan'/'weights.safetensors',run.path/'gan'/'checkpoint.safetensors'
+    if not f.is_file() and unfinished and ckpt.is_file(): return _load_unfinished(run, ckpt, device)
     if not f.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
     t,meta = load_checkpoint(f)
     G,D = build_generator(p),build_critic(p)
@@ -381,4 +405,5 @@ def load_gan(run:RunDir, # a run with a trained GAN stage
     G_raw = G.to(device).eval()
     return GANStage(G=(G_ema.to(device).eval() if G_ema is not None else G_raw), G_raw=G_raw, D=D.to(device).eval(), preset=p,
                     d_style=meta['d_style'], d_content=meta['d_content'], style_bank=t.get('prior.style'),
-                    content_bank=t.get('prior.content'), epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None)
+                    content_bank=t.get('prior.content'), epoch=meta['epoch'], metrics=json.loads(mf.read_text()) if mf.is_file() else None,
+                    epochs=max(p.gan_epochs, meta['epoch']))

@@ -16,12 +16,14 @@ import matplotlib.pyplot as plt
 from fastprogress.fastprogress import progress_bar
 
 from .core import RunDir, RunDirError, CheckpointError, save_json, atomic_write, load_checkpoint
+from .data.loaders import show_path
 from .analysis import (StyleSpace, StyleSpaceError, figure2, figure3, figure6, figure7, figure_dimension, figure_interpretation,
                                  format_interpretation, interpret_dimensions, interpretation_table, judge_heldout, separation_scores,
                                  transfer_scores)
 
 # %% auto #0
-__all__ = ['FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'write_report', 'unmeasured']
+__all__ = ['FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'FIGURE_TITLES', 'GAN_TARGETS', 'write_report', 'unmeasured',
+           'figure_title', 'report_summary']
 
 # %% ../nbs/08a_report.ipynb #a6f79ea2
 FIGURE_NOTES = {
@@ -170,7 +172,7 @@ def write_report(run, # the run (path or `RunDir`)
                  device=None, # default `core.default_device()`
                  space:StyleSpace=None # the run's `StyleSpace`, if already loaded (reuses its computed codes)
                 ) -> Path:
-    "Draw Figures 2-7 and the interpretation into `report/`, collect every stage's figures and metrics, write `report/report.html`."
+    "Draw Figures 2-7 and the interpretation into `report/`, collect every stage's figures and metrics, write `report/report.html`: a one-screen summary of the claims and targets, the figures under their titles, every metric in a collapsed table."
     r = run if isinstance(run, RunDir) else RunDir(run, create=False)
     ss = space or StyleSpace.from_run(r, device=device)
     out,notes = r.stage('report'),dict(FIGURE_NOTES)
@@ -189,6 +191,7 @@ def write_report(run, # the run (path or `RunDir`)
     figs += _dimension_figures(ss, out, table, dims, notes)
     stage_figs,metrics = _stage_outputs(r, notes)
     metrics['report'] = ours
+    if ss.note: ours['unfinished'] = f"gan: {ss.note}"
     save_json(out/'metrics.json', ours)
     missing = unmeasured(ss)
     if missing: ours['not_measured'] = missing
@@ -209,28 +212,143 @@ def unmeasured(ss:StyleSpace # the run's networks
         out.append("whether the content code captures each content factor (the content stage's factor probes): the images carry no ground-truth content factors")
     return out
 
+FIGURE_TITLES = {
+    'figure1': 'Figure 1: accuracy and variance ratio against the number of style dimensions',
+    'figure2': 'Figure 2: every artist\'s style on every character',
+    'figure3': 'Figure 3: one character under random and interpolated styles',
+    'figure4': 'Figure 4: one style dimension, swept', 'figure5': 'Figure 5: another style dimension, swept',
+    'figure6': 'Figure 6: training images and their reconstructions',
+    'figure7': 'Figure 7: style transfer',
+    'interpretation': 'What each style dimension drives',
+    'factor_correlation': 'The style code against the ground-truth style factors',
+    'pruning': 'How many content dimensions to keep',
+    'reconstructions': 'The content VAE\'s reconstructions',
+    'samples': 'GAN samples after its last epoch', 'recon': 'Content VAE reconstructions during training',
+}
+
+def figure_title(stage:str, # the stage that wrote the figure ('report' for the report's own)
+                 path:Path # the PNG
+                ) -> str:
+    "The heading a reader sees above a figure: its title, not its file name."
+    key = path.parent.name if path.parent.name in SUBFOLDER_NOTES else path.stem
+    if key in FIGURE_TITLES: return FIGURE_TITLES[key]
+    return f"{path.stem.replace('_', ' ').capitalize()} ({stage} stage)"
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d: return None
+        d = d[k]
+    return d
+
+def _pct(v): return f'{100*v:.1f}%'
+
+def _curve(st, name, d):
+    c = _get(st, 'curves', name) or {}
+    v = c.get(str(d), c.get(d))
+    return None if v is None else float(v)
+
+def _style_claims(st):
+    "The paper's §6.1 claims as the style stage checked them, each with its number."
+    rows = []
+    for claim,ok in (_get(st, 'claims') or {}).items():
+        ds,D = st.get('d_style'),st.get('D')
+        acc = lambda d: _curve(st, 'acc metric', d)
+        val = None
+        try:
+            if claim.startswith('accuracy at d_style'): val = _pct(acc(ds))
+            elif claim.startswith('accuracy at d='): d32 = min(32, D); val = f'{_pct(acc(d32))} at d={d32}, {_pct(acc(D))} at d={D}'
+            elif claim.startswith('metric beats'): val = (f"{_pct(acc(1))} / {_pct(acc(2))} against {_pct(_curve(st, 'acc baseline', 1))} / "
+                                                          f"{_pct(_curve(st, 'acc baseline', 2))}")
+            elif claim.startswith('eq. 10'): val = f"{_curve(st, 'ratio metric', ds)/_curve(st, 'ratio baseline', ds):.2f} × the baseline's"
+        except (TypeError, ZeroDivisionError): val = None
+        rows.append(dict(group='the paper (§6.1, style)', claim=claim, value=val, ok=ok))
+    return rows
+
+def _cmp(a, b, fmt='{:.3g}'):
+    return (None, None) if a is None or b is None else (f"{fmt.format(a)} against {fmt.format(b)}", bool(a<b))
+
+# the project's targets for the GAN, read by the independent judge (see gan_measure)
+GAN_TARGETS = (('judge_style_fidelity', 'style fidelity: the judge names the artist of a generated image', '>=', 0.85),
+               ('judge_content_recovery', 'content recovery: the judge names the character of a generated image', '>=', 0.70),
+               ('row_consistency', 'Figure 2 rows: one character in every artist\'s version', '>=', 0.80),
+               ('judge_fd_ratio', 'Fréchet distance in the judge\'s features, over its real-against-real floor', '<=', 3.0))
+
+def report_summary(metrics:dict, # {stage: metrics}: the stages' `metrics.json` and the report's own under 'report'
+                   note:str='' # the GAN's `note` when its training is unfinished
+                  ) -> list:
+    "The paper's claims and the project's targets, each as `dict(group, claim, value, ok)`: `ok` True, False, or None when this run did not measure it."
+    rows = _style_claims(metrics.get('style') or {})
+    if not rows: rows.append(dict(group='the paper (§6.1, style)', claim='the claims of the style stage', value=None, ok=None))
+    cs = _get(metrics, 'content', 'summary') or {}
+    a_c,a_s,ch = cs.get('artist_acc_content'),cs.get('artist_acc_style'),cs.get('artist_chance')
+    rows.append(dict(group='the paper (§4, content)', claim='the content code says little of the artist: its artist probe is nearer chance than the style code\'s',
+                     value=None if None in (a_c, a_s, ch) else f'{_pct(a_c)} from content, {_pct(a_s)} from style, chance {_pct(ch)}',
+                     ok=None if None in (a_c, a_s, ch) else bool(a_c-ch < 0.5*(a_s-ch))))
+    n,k = cs.get('content_factors'),cs.get('content_factors_above_chance_mlp')
+    rows.append(dict(group='the paper (§4, content)', claim='the content code holds every ground-truth content factor (MLP probe well above chance)',
+                     value=None if None in (n, k) else f'{k} of {n}', ok=None if None in (n, k) or not n else bool(k==n)))
+    sep,tr = _get(metrics, 'report', 'separation') or {},_get(metrics, 'report', 'transfer') or {}
+    for claim,a,b in (('Figure 2 columns keep the style: S\'s spread within a column is below its spread within a row', sep.get('style_var_fixed_style'), sep.get('style_var_fixed_content')),
+                      ('Figure 2 rows keep the content: Enc\'s spread within a row is below its spread within a column', sep.get('content_var_fixed_content'), sep.get('content_var_fixed_style'))):
+        v,ok = _cmp(a, b); rows.append(dict(group='the paper (§6.2, read by S and Enc)', claim=claim, value=v, ok=ok))
+    a,b = tr.get('judge_transfer_artist_of_content_source'),tr.get('judge_transfer_artist')
+    rows.append(dict(group='the paper (§6.4, read by the judge)', claim='a transfer takes the style source\'s artist, not the content source\'s',
+                     value=None if None in (a, b) else f'{_pct(b)} the style source\'s, {_pct(a)} the content source\'s', ok=None if None in (a, b) else bool(a<b)))
+    g = metrics.get('gan') or {}
+    for key,claim,op,t in GAN_TARGETS:
+        v = g.get(key)
+        shown = None if v is None else (f'{v:.2f} ×' if key=='judge_fd_ratio' else _pct(v)) + f" (target {op.replace('>=', '≥').replace('<=', '≤')} {t if key=='judge_fd_ratio' else _pct(t)})"
+        rows.append(dict(group='the project\'s targets (GAN)', claim=claim, value=shown if v is not None else (f'not measured: {note}' if note else None),
+                         ok=None if v is None else bool(v>=t if op=='>=' else v<=t)))
+    return rows
+
+def _summary_html(rows):
+    mark = {True:'<span class="ok">✔</span>', False:'<span class="no">✗</span>', None:'<span class="na">–</span>'}
+    body = ''.join(f'<tr><td class="mark">{mark[r["ok"]]}</td><td>{html.escape(r["claim"])}<br><span class="note">{html.escape(r["group"])}</span></td>'
+                   f'<td>{html.escape(r["value"] or "not measured in this run")}</td></tr>' for r in rows)
+    n_ok,n_no = sum(r['ok'] is True for r in rows),sum(r['ok'] is False for r in rows)
+    return (f'<h2 id="summary">Summary</h2><p class="note">{n_ok} met, {n_no} not met, {len(rows)-n_ok-n_no} not measured.</p>'
+            f'<table class="summary"><tr><th></th><th>claim or target</th><th>this run</th></tr>{body}</table>')
+
+def _metrics_html(metrics):
+    "Every metric of every stage, in one collapsed table; a meaning is written once, its sub-keys only name what differs."
+    parts = []
+    for stage,m in metrics.items():
+        rows,last = [],None
+        for k,v in _flatten(m).items():
+            note = _note(k, stage)
+            base,_,rest = note.partition(': ')
+            shown = note if base!=last else (rest and f'… {rest}')
+            last = base
+            rows.append(f'<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_fmt(v))}</td><td class="note">{html.escape(shown)}</td></tr>')
+        parts.append(f'<h3>{html.escape(stage)}</h3><table><tr><th>metric</th><th>value</th><th>meaning</th></tr>{"".join(rows)}</table>')
+    n = sum(len(_flatten(m)) for m in metrics.values())
+    return f'<h2 id="metrics">All metrics</h2><details><summary>Every metric of every stage ({n} values)</summary>{"".join(parts)}</details>'
+
 def _report_html(r, ss, figs, metrics, table, notes, missing=()):
     css = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222} img{max-width:100%;border:1px solid #ddd}"
-           "table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:left} .note{color:#555;font-size:14px}")
-    h = [f'<!doctype html><html><head><meta charset="utf-8"><title>animestyle report: {html.escape(str(r.path))}</title><style>{css}</style></head><body>',
-         f'<h1>animestyle report</h1><p class="note">Run <code>{html.escape(str(r.path))}</code>, preset <code>{r.preset.name}</code>, '
+           "table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top} .note{color:#555;font-size:14px}"
+           "table.summary{font-size:15px} td.mark{font-size:20px;text-align:center} .ok{color:#1a7f37} .no{color:#b00020} .na{color:#888}"
+           ".unfinished{background:#fdf3f2;border-left:4px solid #b00020;padding:.5em 1em;font-weight:bold} details>summary{cursor:pointer;font-size:15px}")
+    where = show_path(r.path)
+    h = [f'<!doctype html><html><head><meta charset="utf-8"><title>animestyle report: {html.escape(where)}</title><style>{css}</style></head><body>',
+         f'<h1>animestyle report</h1><p class="note">Run <code>{html.escape(where)}</code>, preset <code>{r.preset.name}</code>, '
          f'{ss.image_size} px, d_style={ss.d_style}, d_content={ss.d_content}, d_noise={ss.d_noise}, {len(ss.artists or [])} artists.</p>']
+    if ss.note:
+        h.append(f'<p class="unfinished">GAN: {html.escape(ss.note)}. Every figure below comes from its last checkpoint; '
+                 f'<code>animestyle train-gan --run {html.escape(where)}</code> finishes it.</p>')
+    h.append(_summary_html(report_summary(metrics, ss.note)))
     if missing:
         h.append('<h2>What this run cannot measure</h2><ul>' + ''.join(f'<li>{html.escape(m)}</li>' for m in missing) + '</ul>')
+    h.append('<h2 id="figures">Figures</h2>')
+    for stage,p in figs:
+        note = notes.get(str(p)) or notes.get(p.stem) or f"{p.stem.replace('_',' ')}: written by the {stage} stage."
+        h.append(f'<h3>{html.escape(figure_title(stage, p))}</h3><p class="note">{html.escape(note)}</p>{_img_tag(p, p.stem)}')
     if table is not None:
         h.append('<h2>What each style dimension drives</h2><p class="note">Sweep each style dimension from −3 to +3 in random codes; the judge '
                  "(trained on real images only, never in a loss) reads every ground-truth style factor from the generated images. Strength: change in factor standard "
                  "deviations; real_corr: correlation of the dimension with the factor over training images; judge_heldout: how well the judge reads that factor on held-out real images.</p>")
         h.append(table.to_html(float_format=lambda v: f'{v:.2f}'))
-    h.append('<h2>Figures</h2>')
-    for stage,p in figs:
-        note = notes.get(str(p)) or notes.get(p.stem) or f"{p.stem.replace('_',' ')}: written by the {stage} stage."
-        rel = p.relative_to(r.path) if p.is_relative_to(r.path) else p.name
-        h.append(f'<h3>{html.escape(str(rel))}</h3><p class="note">{html.escape(note)}</p>{_img_tag(p, p.stem)}')
-    h.append('<h2>Metrics</h2>')
-    for stage,m in metrics.items():
-        rows = ''.join(f'<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_fmt(v))}</td><td class="note">{html.escape(_note(k, stage))}</td></tr>'
-                       for k,v in _flatten(m).items())
-        h.append(f'<h3>{html.escape(stage)}</h3><table><tr><th>metric</th><th>value</th><th>meaning</th></tr>{rows}</table>')
+    h.append(_metrics_html(metrics))
     h.append('</body></html>')
     return '\n'.join(h)

@@ -164,6 +164,43 @@ def test_write_report(run):
     assert (rep.parent/'interpretation.csv').exists() and (rep.parent/'metrics.json').exists()
 
 
+def test_the_report_reads_as_a_summary_then_figures_then_collapsed_metrics(run):
+    "One screen of claims and targets with a mark each first, figures under titles a person reads, every metric folded away once."
+    import html, re
+    from animestyle.report import METRIC_NOTES, report_summary
+    page = write_report(run).read_text()
+    body = page[page.index('<body>'):]
+    assert body.index('id="summary"') < body.index('id="figures"') < body.index('<details>') < body.index('id="metrics"') + 200
+    summary = body[body.index('id="summary"'):body.index('id="figures"')]
+    assert summary.count('<tr>') >= 9 and ('✔' in summary or '✗' in summary)
+    assert 'style fidelity' in summary and 'content recovery' in summary and '§6.1' in summary
+    heads = re.findall(r'<h3>(.*?)</h3>', body[body.index('id="figures"'):body.index('<details>')])
+    assert heads and not [h for h in heads if '/' in h or h.endswith('.png')], heads
+    assert "Figure 2: every artist&#x27;s style on every character" in heads
+    details = body[body.index('<details>'):body.index('</details>')]
+    assert '<summary>' in details and '<table>' in details
+    notes = list(METRIC_NOTES.values())
+    for table in details.split('<h3>')[1:]:   # in each stage's table, an explanation is written once, not once per factor or artist
+        cells = [html.unescape(c) for c in re.findall(r'<td class="note">(.*?)</td>', table)]
+        assert len(cells) > 3
+        for note in set(notes):
+            assert sum(c == note or c.startswith(note + ': ') for c in cells) <= notes.count(note), note
+
+
+def test_report_summary_marks_each_target():
+    from animestyle.report import report_summary
+    rows = report_summary({'gan': dict(judge_style_fidelity=0.9, judge_content_recovery=0.5, row_consistency=0.8, judge_fd_ratio=4.0),
+                           'report': {'transfer': dict(judge_transfer_artist=0.6, judge_transfer_artist_of_content_source=0.1)}})
+    got = {r['claim'].split(':')[0]: r['ok'] for r in rows}
+    assert got['style fidelity'] is True and got['content recovery'] is False and got['Figure 2 rows'] is True
+    assert got["Fréchet distance in the judge's features, over its real-against-real floor"] is False
+    assert got["a transfer takes the style source's artist, not the content source's"] is True
+    assert [r for r in rows if 'style fidelity' in r['claim']][0]['value'].startswith('90.0%')
+    unfinished = report_summary({}, note='epoch 1 of 2, training unfinished')
+    assert all(r['ok'] is None for r in unfinished)
+    assert 'training unfinished' in [r for r in unfinished if 'style fidelity' in r['claim']][0]['value']
+
+
 def test_the_explorer_and_the_report_draw_with_gs_moving_average(ss, run):
     "StyleSpace (the report's and the explorer's networks) holds the moving average of G, not the G that trained."
     from animestyle.core import load_checkpoint

@@ -98,6 +98,17 @@ def serve(site):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f'http://127.0.0.1:{srv.server_address[1]}/'
 
+# each table of the page: does it fit the text column, and if not, does its box scroll and say so above it?
+TABLES = """() => [...document.querySelectorAll('main table')].map(t => {
+  const box = t.closest('.table-wrap'), main = document.querySelector('main').getBoundingClientRect();
+  const hint = box && box.previousElementSibling;
+  return {head: t.innerText.slice(0, 60), width: Math.round(t.getBoundingClientRect().width),
+          fits: !!box && box.scrollWidth <= box.clientWidth + 1 && box.getBoundingClientRect().right <= main.right + 1,
+          boxed: !!box && box.classList.contains('is-wide') && getComputedStyle(box).overflowX == 'auto'
+                 && box.getBoundingClientRect().right <= main.right + 1,
+          says: !!hint && hint.classList.contains('table-hint') && !hint.hidden && hint.offsetHeight > 0 && /scroll sideways/.test(hint.innerText)};
+})"""
+
 MATH_DONE = "() => new Promise(r => MathJax.Hub.Register.StartupHook('End', r))"
 VISIBLE_TEXT = """() => { const m = document.querySelector('main').cloneNode(true);
   m.querySelectorAll('pre, code, script, .MathJax_Preview').forEach(e => e.remove()); return m.innerText; }"""
@@ -105,7 +116,7 @@ VISIBLE_TEXT = """() => { const m = document.querySelector('main').cloneNode(tru
 def visit_all(browser, site, shots=None):
     "Open every HTML page of `site`; return what each shows, plus failed and off-host requests."
     srv, base = serve(site)
-    pg = browser.new_page(viewport={'width': 1400, 'height': 1000})
+    pg = browser.new_page(viewport={'width': 1280, 'height': 1000})   # a laptop's width: every table must read there
     offhost, failed = [], []
     def route(r):
         if r.request.url.startswith(base) or r.request.url.startswith('data:'): r.continue_()
@@ -135,6 +146,10 @@ def visit_all(browser, site, shots=None):
                 math_err=pg.locator('.MathJax .merror, .MathJax_Error').count(),
                 showdoc=pg.eval_on_selector_all('.cell-output-markdown h3, .cell-output-markdown h4', 'es => es.map(e => e.id)'),
                 code='\n'.join(pg.eval_on_selector_all('pre', 'es => es.map(e => e.innerText)')),
+                subtitle=pg.eval_on_selector_all('#title-block-header .description', 'es => es.map(e => e.innerText).join(" ")'),
+                pictures=pg.eval_on_selector_all('main img', 'es => es.filter(e => e.complete && e.naturalWidth > 0).map(e => e.getAttribute("src"))'),
+                tables=pg.evaluate(TABLES),
+                page_width=pg.evaluate('() => document.documentElement.scrollWidth'),
                 text=pg.evaluate(VISIBLE_TEXT))
             if shots and f.name in shots:
                 ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -169,6 +184,12 @@ def check_site(pages, offhost, failed, base):
         assert p['math_out'] >= p['math_src'], f'{name}: {p["math_src"]} equations, {p["math_out"]} rendered'
         assert p['math_err'] == 0, f'{name}: {p["math_err"]} equations MathJax could not typeset'
         assert '#|' not in p['code'], f'{name}: a cell directive is shown'
+        assert '`' not in p['subtitle'], f'{name}: raw backticks in the subtitle {p["subtitle"]!r}'
+        local = [l for l in p['links'] if not l.startswith(base) and re.match(r'^[a-z]+://(127\.0\.0\.1|localhost|\[::1\])(:|/|$)', l)]
+        assert not local, f'{name}: links to a local server that is not this site: {local}'
+        assert p['page_width'] <= 1280, f'{name}: the page scrolls sideways at 1280 px ({p["page_width"]} px wide)'
+        for t in p['tables']:
+            assert t['fits'] or (t['boxed'] and t['says']), f'{name}: a {t["width"]} px table is cut off at 1280 px: {t["head"]!r}'
 
 def check_notebooks(nbs, summary, pages):
     "Each notebook in `nbs` has its page, in paper order, with its title, figures, equations and API docs."
@@ -189,6 +210,8 @@ def check_notebooks(nbs, summary, pages):
         if e['math']: assert p['math_src'] > 0 and p['math_out'] > 0, f'{nb.name}: no equation rendered'
         missing = [n for n in e['api'] if docs.slugify(n) not in p['showdoc']]
         assert not missing, f'{nb.name}: no show_doc for {missing}'
+        want = list(dict.fromkeys(docs.slugify(n) for n in e['api']))
+        assert [i for i in dict.fromkeys(p['showdoc']) if i in want] == want, f'{nb.name}: API cards not in source order'
         shown = [l for l in e['hidden'] if l in p['code']]
         assert not shown, f'{nb.name}: hidden or echo: false source shown: {shown[:2]}'
 
@@ -203,6 +226,37 @@ def test_site_from_checkout(tmp_path, browser):
     check_site(pages, offhost, failed, base)
     check_notebooks(NBS, summary, pages)
     assert (ARTIFACTS/'docs-home.png').stat().st_size > 10_000
+    # the book's own pages: the wide tables the site once cut off, and a picture of the explorer instead of a note alone
+    assert any(src.endswith('explorer.png') for src in pages['explorer.html']['pictures']), 'the explorer page shows no picture of it'
+    cli = pages['cli.html']['showdoc']
+    assert cli.index('prepare') < cli.index('train_style') < cli.index('measure_gan') < cli.index('explore')
+
+def _outputs_text(nb_path):
+    "Every text a notebook's committed outputs hold."
+    nb = json.loads(nb_path.read_text())
+    for c in nb['cells']:
+        for o in c.get('outputs', []):
+            yield c, ''.join(o.get('text', '')) if 'text' in o else '\n'.join(
+                _src({'source': v}) for k, v in o.get('data', {}).items() if k.startswith('text/'))
+            for t in o.get('traceback', []): yield c, t
+
+# an absolute path into a checkout: a folder, then one of the project's own folders (runs/, nbs/, tests/, .venv/, ...)
+CHECKOUT_PATH = re.compile(r"(?<![\w.~])/(?:[\w.-]+/)+?(?:runs|nbs|tests|animestyle|\.venv|benchmarks)/")
+
+def test_notebook_outputs_name_no_checkout_path():
+    "A committed output shows run paths relative to the project, never the machine's checkout it ran in."
+    assert CHECKOUT_PATH.search(f"RunDir('{ROOT}/runs/notebooks-cpu')") and not CHECKOUT_PATH.search("RunDir('runs/notebooks-cpu')")
+    found = [(nb.name, m.group(0)) for nb in sorted(NBS.glob('*.ipynb')) for _, t in _outputs_text(nb)
+             for m in [CHECKOUT_PATH.search(t.replace(str(ROOT) + '/', '/CHECKOUT/'))] if m]
+    assert not found, f'absolute checkout paths in notebook outputs: {found[:5]}'
+
+def test_no_training_table_shown_twice():
+    "A cell shows fastai's progress table or a DataFrame of the same history, not both."
+    for nb in sorted(NBS.glob('*.ipynb')):
+        cells = {}
+        for c, t in _outputs_text(nb): cells.setdefault(id(c), []).append(t)
+        for texts in cells.values():
+            assert sum('train_loss' in t and 'valid_loss' in t for t in texts) <= 1, f'{nb.name}: the training table is shown twice'
 
 def _png(w=48, h=32):
     from PIL import Image
@@ -230,6 +284,8 @@ FIXTURE_CELLS = lambda png: [
     ('code', 'slider',
      [{'output_type': 'display_data', 'metadata': {}, 'data': {'text/plain': 'IntSlider(value=3)',
        'application/vnd.jupyter.widget-view+json': {'model_id': 'abc', 'version_major': 2, 'version_minor': 0}}}]),
+    ('markdown', '## A wide table\n\n| ' + ' | '.join(f'column_{i}_with_a_long_name' for i in range(14)) + ' |\n|'
+     + '---|'*14 + '\n| ' + ' | '.join(f'value_{i}_that_does_not_wrap' for i in range(14)) + ' |'),
     ('code', 'tiny_function(21)',
      [{'output_type': 'execute_result', 'execution_count': 1, 'metadata': {}, 'data': {'text/plain': '42'}}]),
 ]
@@ -249,6 +305,8 @@ def test_site_renders_every_cell_kind(tmp_path, browser):
     assert 'hidden_setup_value' not in p['code'] and 'figure_made_by_source' not in p['code']
     assert '42' in p['code']
     assert 'IntSlider' not in p['code'] and 'interactive widget' in p['text']
+    wide, = [t for t in p['tables'] if 'column_0_with_a_long_name' in t['head']]
+    assert not wide['fits'] and wide['boxed'] and wide['says'], wide   # scrolls inside its box, which says so
     assert any(l.endswith('/tiny.html#equations') for l in pages['index.html']['links'])
 
 # ------------------------------------------------------------------ Quarto configuration and README

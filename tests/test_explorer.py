@@ -1,13 +1,15 @@
 "The explorer's widget logic in Python: every control produces a new image, uploads never raise, the app command refuses bad runs."
-import io
+import io, shutil
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from animestyle.analysis import StyleSpace
-from animestyle.explorer import Explorer, ExplorerError, explore, OFFLINE_TEMPLATE, offline_template
+from animestyle.explorer import Explorer, ExplorerError, explore, OFFLINE_TEMPLATE, offline_template, dimension_labels, run_labels
 from test_analysis import trained_tiny_run
 
 
@@ -87,8 +89,40 @@ def test_explore_command(tmp_path, capsys):
     assert main(['explore', '--run', str(tmp_path/'none')]) == 2
     err = capsys.readouterr().err
     assert err.startswith('animestyle: error: ') and err.count('\n') == 1
+    before = {p.relative_to(run.path): p.stat().st_mtime_ns for p in run.path.rglob('*')}
     cmd = explore(str(run.path), port=8999, dry_run=True)
     assert '--Voila.ip=127.0.0.1' in cmd and '--port=8999' in cmd and '--template=animestyle' in cmd
-    assert (run.path/'report'/'explorer_app.ipynb').exists()
+    # the explorer only reads the run: its app notebook and template live outside it
+    assert Path(cmd[3]).name == 'explorer_app.ipynb' and Path(cmd[3]).is_file() and not Path(cmd[3]).is_relative_to(run.path)
+    assert {p.relative_to(run.path): p.stat().st_mtime_ns for p in run.path.rglob('*')} == before
+    shutil.rmtree(Path(cmd[3]).parent)
     t = offline_template(tmp_path)
     assert (t/'index.html.j2').read_text() == OFFLINE_TEMPLATE and "extends 'lab/index.html.j2'" in OFFLINE_TEMPLATE
+
+
+def test_style_sliders_name_the_factor_they_drive_where_it_is_clear(ss):
+    "Each style slider keeps its number and adds the factor the run's interpretation measured, when one clearly leads."
+    table = pd.DataFrame({'factor': ['hair_gloss', 'line_weight', 'nose'], 'strength': [1.63, 0.30, 0.52],
+                          'runner_up': ['eye_sharpness (0.88)', 'shading (0.30)', 'hair_gloss (0.51)']},
+                         index=pd.Index([1, 2, 3], name='dimension'))
+    assert dimension_labels(table) == {1: 'hair_gloss'}
+    ex = Explorer(ss, n_style=3, n_content=1, size=32, labels=dimension_labels(table))
+    assert [s.description for s in ex.style_sliders] == ['style 1: hair_gloss', 'style 2', 'style 3']
+
+
+def test_sliders_read_the_runs_interpretation_csv(ss, tmp_path):
+    "The labels come from report/interpretation.csv, which `animestyle report` writes; without it the sliders are numbered only."
+    run = ss.run
+    f = run.path/'report'/'interpretation.csv'
+    saved = f.read_bytes() if f.exists() else None
+    try:
+        f.parent.mkdir(exist_ok=True)
+        pd.DataFrame({'factor': ['line_weight', 'nose'], 'strength': [0.9, 0.2], 'direction': ['+', '-'], 'real_corr': [0.9, 0.1],
+                      'judge_heldout': [0.8, 0.5], 'runner_up': ['contrast (0.22)', 'blush (0.19)']},
+                     index=pd.Index([1, 2], name='dimension')).to_csv(f)
+        assert run_labels(ss) == {1: 'line_weight'}
+        assert Explorer(ss, n_style=2, n_content=1, size=32).style_sliders[0].description == 'style 1: line_weight'
+        f.unlink()
+        assert [s.description for s in Explorer(ss, n_style=2, n_content=1, size=32).style_sliders] == ['style 1', 'style 2']
+    finally:
+        if saved is not None: f.write_bytes(saved)

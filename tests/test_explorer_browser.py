@@ -54,7 +54,11 @@ class _Server:
 
 
 @pytest.fixture(scope='module')
-def run(): return trained_tiny_run()
+def run():
+    "The tiny run of the tests, or the trained run that $ANIMESTYLE_EXPLORER_RUN names (the documentation's picture comes from a cpu run)."
+    from animestyle.core import RunDir
+    other = os.environ.get('ANIMESTYLE_EXPLORER_RUN')
+    return RunDir(other, create=False) if other else trained_tiny_run()
 
 
 @pytest.fixture(scope='module')
@@ -139,6 +143,7 @@ def test_explorer_web_app(run, browser, tmp_path):
             _on_failure(page, 'explorer_web_app'); raise
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(ARTIFACTS/'explorer_web_app.png'))
+        explorer.screenshot(path=str(ARTIFACTS/'explorer_widget.png'))   # the picture on the explorer's documentation page
         page.close()
     assert src1 != src0 and shot1 != shot0, 'moving the slider did not change the image in the web app'
     assert outside == [], f'the web app requested addresses beyond 127.0.0.1: {outside}'

@@ -114,7 +114,32 @@ def _proc_worker(src:str, dst:str) -> str:
     os.chdir(ROOT)
     import warnings; warnings.simplefilter('ignore')
     from nbdev.serve_drv import main
+    from nbdev import processors
     from nbdev.processors import FilterDefaults, exec_show_docs
+    # nbdev inserts each show_doc cell right after its export cell, one by one, so a cell that defines several
+    # functions gets their cards in reverse; handing it the names reversed puts the cards in source order
+    if not getattr(processors._def_names, 'in_source_order', False):
+        names = processors._def_names
+        def in_order(cell, shown): return list(reversed(names(cell, shown)))
+        in_order.in_source_order = True
+        processors._def_names = in_order
+    # nbdev runs a cell that mixes imports with other code whole, to get the imports: a notebook's training cell
+    # (`from ... import notebook_run; run = notebook_run(); train_gan(run)`) would train during the docs build, or fail
+    # on a name an earlier, unrun cell defines. Run only such a cell's import statements.
+    if not getattr(processors.exec_show_docs.__call__, 'imports_only', False):
+        import ast
+        run_cell = processors.exec_show_docs.__call__
+        def imports_only(self, cell):
+            if cell.cell_type == 'code' and cell.source and not (set(cell.directives_) & {'export', 'exports', 'exporti', 'exec_doc'}) \
+               and hasattr(self, 'k') and self.nb.has_docs_:
+                trees = cell.parsed_() or []
+                imps = [t for t in trees if isinstance(t, (ast.Import, ast.ImportFrom))]
+                if imps and len(imps) < len(trees) and not processors._show_docs(trees):
+                    self.k.run_cell('\n'.join(ast.unparse(t) for t in imps))
+                    return
+            return run_cell(self, cell)
+        imports_only.imports_only = True
+        processors.exec_show_docs.__call__ = imports_only
     try:
         main((Path(src), Path(dst), FilterDefaults))
         return ''
@@ -387,6 +412,16 @@ class Page:
         parts = [p for p in parts if p]
         return f'<div class="cell">{"".join(parts)}</div>' if parts else ''
 
+def inline_markdown(text:str) -> str:
+    "A one-line subtitle as HTML: escaped, with `code` spans as <code> (no raw backticks on the page)."
+    parts = re.split(r'`([^`]+)`', text)
+    return ''.join(f'<code>{html.escape(p)}</code>' if i % 2 else html.escape(p) for i, p in enumerate(parts))
+
+def wrap_tables(h:str) -> str:
+    "Each table in a box of the content's width: a table wider than that scrolls inside its box, which then says so (`TABLE_SCRIPT`)."
+    h = re.sub(r'<table\b', '<div class="table-wrap"><table', h)
+    return h.replace('</table>', '</table></div>')
+
 def _local_links(h:str) -> str:
     "Make nbdev's absolute doc links and links to notebooks point at pages of this site."
     base = doc_url()
@@ -438,9 +473,29 @@ PAGE = """<!DOCTYPE html>
 <nav id="TOC" class="toc" aria-label="On this page">{toc}</nav>
 </div>
 <footer class="footer">{site_title}: built from the notebooks in <code>nbs/</code> by <code>tools/docs.py</code>.</footer>
+{table_script}
 </body>
 </html>
 """
+
+TABLE_SCRIPT = """<script>
+// a table wider than the page's text column scrolls inside its box: say so above it
+function markWideTables() {
+  document.querySelectorAll('.table-wrap').forEach(w => {
+    const wide = w.scrollWidth > w.clientWidth + 1;
+    w.classList.toggle('is-wide', wide);
+    if (wide) w.setAttribute('tabindex', '0'); else w.removeAttribute('tabindex');
+    let hint = w.previousElementSibling;
+    if (wide && !(hint && hint.classList.contains('table-hint'))) {
+      hint = document.createElement('p'); hint.className = 'table-hint';
+      hint.textContent = '↔ A wide table: scroll sideways inside the box to see every column.';
+      w.before(hint);
+    }
+    if (hint && hint.classList.contains('table-hint')) hint.hidden = !wide;
+  });
+}
+markWideTables(); window.addEventListener('load', markWideTables); window.addEventListener('resize', markWideTables);
+</script>"""
 
 SITE_CSS = """
 :root { --fg:#1f2328; --muted:#59636e; --line:#d1d9e0; --bg-code:#f6f8fa; --accent:#2c5aa0; --side:17rem; --toc:15rem; }
@@ -485,10 +540,15 @@ pre { background:var(--bg-code); padding: .8rem 1rem; border-radius:6px; overflo
 .cell-output-markdown h3, .cell-output-markdown h4 { margin-top:.8rem; font-family: ui-monospace, SFMono-Regular, "DejaVu Sans Mono", monospace; font-size:1.05rem; }
 .cell-output-markdown a[target="_blank"] { float:right; font-size:.8rem; margin-top:.9rem; }
 details.code-fold > summary { cursor:pointer; color:var(--muted); font-size:.9rem; margin-bottom:.3rem; }
-figure { margin: .5rem 0; } figure img, .cell-output img { max-width:100%; height:auto; }
+figure { margin: .5rem 0; } figure img, .cell-output img, .content img { max-width:100%; height:auto; }
 figcaption { color:var(--muted); font-size:.9rem; font-style:italic; text-align:center; }
 table[border] { border:none; }
-table { border-collapse:collapse; margin: .8rem 0; font-size:.9rem; display:block; overflow-x:auto; max-width:100%; }
+table { border-collapse:collapse; margin:0; font-size:.9rem; }
+.table-wrap { max-width:100%; overflow-x:auto; margin:.8rem 0; }
+.table-wrap.is-wide { border:1px solid var(--line); border-radius:6px; padding:.3rem; box-shadow: inset -12px 0 10px -10px rgba(0,0,0,.3); }
+.table-wrap.is-wide:focus { outline:2px solid var(--accent); }
+.table-hint { margin:.8rem 0 -.5rem; font-size:.82rem; color:var(--muted); font-style:italic; }
+.cell-output-display { max-width:100%; }
 th, td { border:1px solid var(--line); padding:.3rem .6rem; text-align:left; vertical-align:top; }
 thead th, table.dataframe th { background:#f3f5f7; }
 blockquote { margin:1rem 0; padding:.2rem 1rem; border-left:4px solid var(--line); color:var(--muted); }
@@ -555,11 +615,11 @@ def build_fallback(out:Path, nbs:Path=NBS, n_workers:int=None, proc:Path=None) -
                 f'<li class="toc-{l}"><a href="#{i}">{html.escape(html.unescape(t))}</a></li>' for l, i, t in toc) + '</ul>') if toc else ''
             page = PAGE.format(
                 title_text=html.escape(title if title == cfg.title else f'{title} – {cfg.title}'),
-                description_attr=html.escape(desc or cfg.get('description', ''), quote=True),
+                description_attr=html.escape((desc or cfg.get('description', '')).replace('`', ''), quote=True),
                 styles_css=styles, mathjax_config=MATHJAX_CONFIG, site_title=html.escape(cfg.title),
                 site_description=html.escape(cfg.get('description', '')), repo=repo, sidebar=sidebar(name),
-                title=html.escape(title), description=f'<p class="description">{html.escape(desc)}</p>' if desc else '',
-                body=body, prev_next=prev_next(name), toc=toc_html)
+                title=html.escape(title), description=f'<p class="description">{inline_markdown(desc)}</p>' if desc else '',
+                body=wrap_tables(body), prev_next=prev_next(name), toc=toc_html, table_script=TABLE_SCRIPT)
             (site/name).write_text(page, encoding='utf-8')
         summary = {'renderer': 'nbconvert', 'pages': [], 'problems': {k.name: v for k, v in problems.items()}}
         for s, nb, fm, name in items:

@@ -24,9 +24,9 @@ from . import synthetic
 from .ingest import NoImagesError, SourceError, SourcePlan, shown, check_options, detect_format, option_flag, plan_source, split_by_artist
 
 # %% auto #0
-__all__ = ['log', 'CHECK_BYTES', 'TRAINED', 'CacheError', 'block_sums', 'cache_checksums', 'ImageCache', 'file_checksums',
-           'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan', 'trained_stages', 'recorded_data', 'data_spec',
-           'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL', 'style_dls', 'all_dls']
+__all__ = ['log', 'CHECK_BYTES', 'TRAINED', 'CacheError', 'block_sums', 'cache_checksums', 'show_path', 'ImageCache',
+           'file_checksums', 'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan', 'trained_stages',
+           'recorded_data', 'data_spec', 'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL', 'style_dls', 'all_dls']
 
 # %% ../../nbs/03_data.loaders.ipynb #c2d45f46
 log = logging.getLogger('animestyle.data')
@@ -86,6 +86,13 @@ class _Checker:
     def all(self):
         for b in sorted(self.todo): self.check(b)
 
+def show_path(p) -> str:
+    "`p` as reprs and reports print it: relative to the project that holds it (the nearest folder above with `settings.ini` or `pyproject.toml`), else as given; no machine's checkout path ends up in a notebook's output."
+    p = Path(p)
+    for up in p.resolve().parents:
+        if (up/'settings.ini').is_file() or (up/'pyproject.toml').is_file(): return p.resolve().relative_to(up).as_posix()
+    return str(p)
+
 class ImageCache:
     "A finished cache folder: `images` (uint8 memmap, N x S x S x 3 RGB), `manifest` (row i describes image i), `size` (S)."
     def __init__(self, path # the cache folder, e.g. `run.data`
@@ -121,7 +128,7 @@ class ImageCache:
         return self.manifest.drop_duplicates('artist_id').sort_values('artist_id').artist.tolist()
     def __repr__(self):
         n_test = int((self.manifest.split == 'test').sum())
-        return f"ImageCache({str(self.path)!r}: {len(self)} images of {self.size} px, {len(self.artists)} artists, {len(self) - n_test} train / {n_test} test)"
+        return f"ImageCache({show_path(self.path)!r}: {len(self)} images of {self.size} px, {len(self.artists)} artists, {len(self) - n_test} train / {n_test} test)"
 
 # %% ../../nbs/03_data.loaders.ipynb #d045f94e
 _HELD = set()  # file descriptors of the cache locks this process holds
