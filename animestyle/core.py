@@ -25,13 +25,14 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.torch_core import find_bs
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS', 'RETIRED_KEYS',
-           'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets', 'get_preset',
-           'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog', 'align_opt_state',
-           'OptLayout', 'FlopMeter', 'flop_summary', 'StageETA', 'accel_cbs', 'seed_everything', 'is_main_process',
-           'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError', 'atomic_write', 'save_json',
-           'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint', 'load_checkpoint', 'save_model',
-           'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run', 'run_lock']
+__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'WATCHDOG_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS',
+           'RETIRED_KEYS', 'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets',
+           'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
+           'align_opt_state', 'OptLayout', 'FlopMeter', 'flop_summary', 'StageETA', 'Watchdog', 'accel_cbs',
+           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError',
+           'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint',
+           'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run',
+           'run_lock']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -325,6 +326,29 @@ class StageETA(Callback):
         self.said = True
         if is_main_process(): print(f"[{type(self.learn.model).__name__}] about {left*per/60:.1f} min left in this fit ({per*1e3:.0f} ms a step, {left} steps)", flush=True)
 
+WATCHDOG_ENV = 'ANIMESTYLE_WATCHDOG_MIN'
+
+class Watchdog(Callback):
+    "Ends the process with one line when a fit makes no progress (no batch finished) for `minutes`: a hung stage fails, naming itself, instead of waiting for ever; its last step checkpoint stays, so rerunning resumes."
+    order = 96
+    def __init__(self, minutes:float=None # default $ANIMESTYLE_WATCHDOG_MIN, else 30
+                ):
+        self.minutes = float(minutes if minutes is not None else os.environ.get(WATCHDOG_ENV) or 30)
+    def before_fit(self):
+        import threading
+        self.last,self.done = time.monotonic(),threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+    def after_batch(self): self.last = time.monotonic()
+    def after_fit(self): self.done.set()
+    def _watch(self):
+        while not self.done.wait(min(10., self.minutes*60/4)):
+            if time.monotonic()-self.last > self.minutes*60:
+                import sys
+                what = type(self.learn.model).__name__
+                print(f"animestyle: error: {what} made no progress for {self.minutes:g} min (epoch {self.epoch+1}, batch {getattr(self, 'iter', 0)+1}): "
+                      f"stopped; its last checkpoint is kept, rerun the same command to resume", file=sys.stderr, flush=True)
+                os._exit(4)
+
 def accel_cbs(device=None, # the device the Learner trains on
               channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
              ) -> list:
@@ -332,11 +356,11 @@ def accel_cbs(device=None, # the device the Learner trains on
     device = torch.device(device or default_device())
     if device.type=='cpu' and cpu_bf16():
         from fastai.callback.channelslast import ChannelsLast
-        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision(), FlopMeter(), StageETA()]
-    if device.type!='cuda': return [FlopMeter(), StageETA()]
+        return [ChannelsLast(), OptLayout()]*channels_last + [CPUMixedPrecision(), FlopMeter(), StageETA(), Watchdog()]
+    if device.type!='cuda': return [FlopMeter(), StageETA(), Watchdog()]
     from fastai.callback.fp16 import MixedPrecision
     from fastai.callback.channelslast import ChannelsLast
-    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog(), FlopMeter(), StageETA()]
+    return [ChannelsLast(), OptLayout()]*channels_last + [MixedPrecision(amp_mode='bf16'), DeviceLossLog(), FlopMeter(), StageETA(), Watchdog()]
 
 def seed_everything(seed:int=42 # the seed for Python, NumPy and torch
                    ) -> int:

@@ -400,6 +400,9 @@ def test_measure_gan_refuses_overwritten_weights(ref, tmp_path):
 
 # (kind, test file, test function, what the user gets). Each kind is tried by that test; none loses anything on disk.
 FAULTS = [
+    ('a stage that makes no progress (a hung read or lock)', 'test_reliability.py', 'test_a_hung_stage_ends_in_one_line_naming_it', 'status 4 after $ANIMESTYLE_WATCHDOG_MIN, one line naming the stage, epoch and batch; its checkpoint kept'),
+    ('a run written with a retired GAN switch', 'test_core.py', 'test_a_retired_key_opens_only_at_the_value_the_code_still_does', 'RunDirError, one line naming the key and the tagged version'),
+    ('a GAN stage whose style or content stage is missing', 'test_gan.py', 'test_a_missing_upstream_stage_is_refused_not_trained', 'GANError naming the command; nothing trained'),
     ('unknown preset name', 'test_core.py', 'test_bad_presets_are_one_line_errors', 'PresetError, one line naming it and the choices'),
     ('unknown preset key', 'test_core.py', 'test_bad_presets_are_one_line_errors', 'PresetError naming the key and the known keys'),
     ('negative preset value', 'test_core.py', 'test_bad_presets_are_one_line_errors', "PresetError 'style_lr must be positive'"),
@@ -484,3 +487,31 @@ def test_fault_table_counts_at_least_25_kinds():
     lines = [f'# Bad input tried by the tests: {len(kinds)} kinds', '', '| fault kind | what the user got | nothing lost | test |', '|---|---|---|---|']
     lines += [f'| {k} | {what} | yes | {f}::{t} |' for k, f, t, what in rows]
     (ARTIFACTS/'faults.md').write_text('\n'.join(lines) + '\n')
+
+
+HUNG = """
+import sys, time, warnings
+warnings.simplefilter('ignore', FutureWarning)  # fastai's import trips torch's deprecation notice
+import torch
+from fastai.data.core import DataLoaders
+from fastai.data.load import DataLoader
+from fastai.learner import Learner
+from fastai.callback.core import Callback
+from animestyle.core import Watchdog
+class Hang(Callback):
+    def before_batch(self):
+        if self.training and self.iter == 2: time.sleep(3600)   # a stuck read: no batch ever finishes
+ds = [(torch.randn(4), torch.randn(1)) for _ in range(64)]
+dls = DataLoaders(DataLoader(ds, bs=8, drop_last=True), DataLoader(ds, bs=8))
+learn = Learner(dls, torch.nn.Linear(4, 1), loss_func=torch.nn.functional.mse_loss, cbs=[Watchdog(minutes=0.05), Hang()])
+with learn.no_logging(): learn.fit(1)
+"""
+
+
+def test_a_hung_stage_ends_in_one_line_naming_it():
+    "No batch finishes for the watchdog's minutes: the process ends with status 4 and one line naming the stage and where it stopped."
+    t = time.time()
+    r = subprocess.run([sys.executable, '-c', HUNG], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 4 and time.time() - t < 60
+    lines = r.stderr.strip().splitlines()
+    assert lines == ["animestyle: error: Linear made no progress for 0.05 min (epoch 1, batch 3): stopped; its last checkpoint is kept, rerun the same command to resume"], r.stderr
