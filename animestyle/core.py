@@ -282,6 +282,12 @@ class OptLayout(Callback):
 
 FLOP_LOG = []  # one record per fit of a Learner in this process, written by `FlopMeter`
 
+class _Unattributed:
+    "Stands in for `FlopCounterMode`'s module tracker, whose global hooks break `autograd.grad` (R1 takes the gradient of D at the images): only the total is wanted."
+    parents = {'Global'}
+    def __enter__(self): return self
+    def __exit__(self, *a): pass
+
 class FlopMeter(Callback):
     "Counts the FLOPs of a fit's first `n` training steps (forward, loss, backward: `torch.utils.flop_counter.FlopCounterMode`) and the images of all its steps; appends `dict(model, gflop_per_image, images)` to `FLOP_LOG` after the fit."
     order = -20  # opens before every other callback of a step
@@ -291,7 +297,7 @@ class FlopMeter(Callback):
     def before_batch(self):
         if self.training and self.steps<self.n:
             from torch.utils.flop_counter import FlopCounterMode
-            self.mode = FlopCounterMode(display=False); self.mode.__enter__()
+            self.mode = FlopCounterMode(display=False); self.mode.mod_tracker = _Unattributed(); self.mode.__enter__()
     def _close(self, counted):
         if self.mode is None: return
         self.mode.__exit__(None, None, None)
@@ -324,7 +330,7 @@ class StageETA(Callback):
         per,nb = (time.perf_counter()-self.t0)/(self.n-3),len(self.dls.train)
         left = self.n_epoch*nb - (self.epoch*nb + self.iter + 1)
         self.said = True
-        if is_main_process(): print(f"[{type(self.learn.model).__name__}] about {left*per/60:.1f} min left in this fit ({per*1e3:.0f} ms a step, {left} steps)", flush=True)
+        if is_main_process(): print(f"\n[{type(self.learn.model).__name__}] about {left*per/60:.1f} min left in this fit ({per*1e3:.0f} ms a step, {left} steps)", flush=True)
 
 WATCHDOG_ENV = 'ANIMESTYLE_WATCHDOG_MIN'
 

@@ -170,6 +170,26 @@ def test_flop_meter_counts_a_step_and_every_image():
     assert abs(flop_summary()['tflop'] - rec['gflop_per_image'] * 128 / 1e3) < 1e-18
 
 
+def test_flop_meter_lets_a_loss_take_gradients_of_gradients():
+    "R1 takes the gradient of D at its inputs inside the loss (autograd.grad with create_graph): the meter must not break it."
+    from fastai.data.core import DataLoaders
+    from fastai.data.load import DataLoader
+    from fastai.learner import Learner
+    class R1ish(torch.nn.Module):
+        def __init__(self): super().__init__(); self.lin = torch.nn.Linear(4, 1)
+        def forward(self, x):
+            if not torch.is_grad_enabled(): return self.lin(x)  # validation
+            x = x.detach().requires_grad_(True)
+            g, = torch.autograd.grad(self.lin(x).sum(), x, create_graph=True)
+            return self.lin(x) + g.pow(2).sum(1, keepdim=True)
+    ds = [(torch.randn(4), torch.randn(1)) for _ in range(32)]
+    dls = DataLoaders(DataLoader(ds, bs=8, drop_last=True), DataLoader(ds, bs=8))
+    learn = Learner(dls, R1ish(), loss_func=torch.nn.functional.mse_loss, cbs=[FlopMeter()])
+    FLOP_LOG.clear()
+    with learn.no_logging(): learn.fit(1)
+    assert FLOP_LOG[-1]['gflop_per_image'] > 0 and FLOP_LOG[-1]['images'] == 32
+
+
 def test_stage_eta_says_the_steps_and_minutes_left_once(capsys):
     "After 3 warm-up and 30 timed steps of a 64-step fit, one line: 31 steps left, with the pace so far."
     from fastai.data.core import DataLoaders
@@ -180,4 +200,4 @@ def test_stage_eta_says_the_steps_and_minutes_left_once(capsys):
     learn = Learner(dls, torch.nn.Linear(4, 1), loss_func=torch.nn.functional.mse_loss, cbs=[StageETA(after=30)])
     with learn.no_logging(): learn.fit(2)
     lines = [l for l in capsys.readouterr().out.splitlines() if 'min left' in l]
-    assert len(lines) == 1 and lines[0].startswith('[Linear] about ') and '31 steps)' in lines[0], lines
+    assert len(lines) == 1 and lines[0].startswith('[Linear] about ') and '31 steps)' in lines[0], lines  # on a line of its own
