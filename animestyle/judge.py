@@ -260,7 +260,9 @@ def load_judge(run:RunDir, # the run
               ) -> Judge:
     "The trained judge of `run` (trained first if the run lacks it), in eval mode and frozen, with its held-out `metrics`."
     wfile,mfile = _paths(run)
-    if not (wfile.is_file() and mfile.is_file()): return train_judge(run, device=device)
+    if not (wfile.is_file() and mfile.is_file()):  # said on the progress line: a loader that trains is not a surprise
+        print(f"[judge] {run.path} has no trained judge: training it first, on real images only", flush=True)
+        return train_judge(run, device=device)
     t,meta = load_checkpoint(wfile)
     judge = Judge(meta['heads'])
     judge.load_state_dict(t)

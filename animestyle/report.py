@@ -47,7 +47,7 @@ METRIC_NOTES = {
     'content_to_style_source': "(S and Enc, trained against) distance of a transfer result's content code to its style source's",
     'reconstruction_mse_lab': "mean squared error of reconstructions against the originals, in the networks' normalised Lab",
     'nearest_centre_accuracy': "share of held-out images whose nearest learned artist centre is their own artist",
-    'chance': "accuracy of guessing an artist at random",
+    'chance': "accuracy of guessing at random: the floor of the accuracy beside it",
     'judge_heldout': "how well the judge reads this factor on held-out real images (accuracy, or R² for a value): how far its readings of generated images can be trusted",
     'not_measured': "what this run's data cannot measure, and why",
     # GAN stage, read by the independent judge (trained on real images only, never in a loss)
@@ -314,12 +314,12 @@ def _metrics_html(metrics):
     "Every metric of every stage, in one collapsed table; a meaning is written once, its sub-keys only name what differs."
     parts = []
     for stage,m in metrics.items():
-        rows,last = [],None
+        rows,seen = [],set()
         for k,v in _flatten(m).items():
             note = _note(k, stage)
             base,_,rest = note.partition(': ')
-            shown = note if base!=last else (rest and f'… {rest}')
-            last = base
+            shown = note if base not in seen else (rest and f'… {rest}')  # each meaning written once per stage
+            seen.add(base)
             rows.append(f'<tr><td><code>{html.escape(k)}</code></td><td>{html.escape(_fmt(v))}</td><td class="note">{html.escape(shown)}</td></tr>')
         parts.append(f'<h3>{html.escape(stage)}</h3><table><tr><th>metric</th><th>value</th><th>meaning</th></tr>{"".join(rows)}</table>')
     n = sum(len(_flatten(m)) for m in metrics.values())

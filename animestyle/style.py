@@ -423,7 +423,9 @@ def load_style_encoder(run:RunDir=None, # the run; default `core.notebook_run()`
     "The trained, normalised style code of `run` (trained first if the run lacks it), in eval mode."
     run = run or notebook_run()
     path = run.style/'style.safetensors'
-    if not path.exists(): train_style(run)
+    if not path.exists():  # said on the progress line: a loader that trains is not a surprise
+        print(f"[style] {run.path} has no trained style encoder ({path.name}): training it first", flush=True)
+        train_style(run)
     n = load_checkpoint(path)[1]['n_artists']
     code = StyleCode(run.preset, n, d)
     load_model(code, path)
