@@ -34,7 +34,7 @@ def load_results(path=None # a results file; default `results_path()`
 def _at(row, epochs): return next((c for c in row['curve'] if c['epochs']==epochs), None)
 
 def _measures(c):
-    return {**{k: c.get(k) for k in MEASURES}, 'fd_ratio': c['judge_fd']/c['judge_fd_floor'], 'minutes': c.get('minutes')}
+    return {**{k: c.get(k) for k in MEASURES}, 'fd_ratio': c['judge_fd']/c['judge_fd_floor']}  # no minutes: rows ran on different days
 
 def ablation_table(results:dict, # from `load_results`
                    epochs:int=40, # the epoch count read from each curve
@@ -67,15 +67,16 @@ def ablation_curves(results:dict, # from `load_results`
                     names:list, # rows to draw, the first solid, the next dashed, dash-dotted, dotted
                     ax=None # two matplotlib axes; default a new figure
                    ):
-    "Each row's judge measures and Fréchet ratio against training minutes: the curves of the search."
+    "Each row's judge measures and Fréchet ratio against the images G trained on (epochs x images per epoch): the curves of the search, on an axis that does not depend on the day's machine."
     import matplotlib.pyplot as plt
     if ax is None: _,ax = plt.subplots(1, 2, figsize=(10, 3.4))
     for name,ls in zip(names, ['-', '--', '-.', ':']*3):
-        curve = pd.DataFrame(results[name]['curve']).set_index('minutes')
+        n = results[name].get('preset', {}).get('synth_artists', 32)*results[name].get('preset', {}).get('synth_per_artist', 100)
+        curve = pd.DataFrame(results[name]['curve']).assign(kimg=lambda d: d.epochs*n/1e3).set_index('kimg')
         for i,k in enumerate(MEASURES): ax[0].plot(curve.index, curve[k], ls=ls, marker='o', color=f'C{i}', label=k if name==names[0] else None)
         ax[1].plot(curve.index, curve.judge_fd/curve.judge_fd_floor, ls=ls, marker='o', color='C0', label=name)
-    ax[0].set(xlabel='training minutes (2 cores)', ylim=(0, 1), title='judge: fidelity and consistency'); ax[0].legend(fontsize=7)
-    ax[1].set(xlabel='training minutes (2 cores)', yscale='log', title="judge's Fréchet distance / floor"); ax[1].legend(fontsize=7)
+    ax[0].set(xlabel='thousands of images G trained on', ylim=(0, 1), title='judge: fidelity and consistency'); ax[0].legend(fontsize=7)
+    ax[1].set(xlabel='thousands of images G trained on', yscale='log', title="judge's Fréchet distance / floor"); ax[1].legend(fontsize=7)
     return ax
 
 def ablation_markdown(results:dict, # from `load_results`

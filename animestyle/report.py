@@ -290,7 +290,8 @@ def report_summary(metrics:dict, # {stage: metrics}: the stages' `metrics.json` 
     sep,tr = _get(metrics, 'report', 'separation') or {},_get(metrics, 'report', 'transfer') or {}
     for claim,a,b in (('Figure 2 columns keep the style: S\'s spread within a column is below its spread within a row', sep.get('style_var_fixed_style'), sep.get('style_var_fixed_content')),
                       ('Figure 2 rows keep the content: Enc\'s spread within a row is below its spread within a column', sep.get('content_var_fixed_content'), sep.get('content_var_fixed_style'))):
-        v,ok = _cmp(a, b); rows.append(dict(group='the paper (§6.2, read by S and Enc)', claim=claim, value=v, ok=ok))
+        v,_ = _cmp(a, b)  # shown, not marked: G was trained to satisfy S and Enc, so their reading is no grade
+        rows.append(dict(group='the paper (§6.2, read by S and Enc, which G trains against: shown, not graded)', claim=claim, value=v, ok=None))
     a,b = tr.get('judge_transfer_artist_of_content_source'),tr.get('judge_transfer_artist')
     rows.append(dict(group='the paper (§6.4, read by the judge)', claim='a transfer takes the style source\'s artist, not the content source\'s',
                      value=None if None in (a, b) else f'{_pct(b)} the style source\'s, {_pct(a)} the content source\'s', ok=None if None in (a, b) else bool(a<b)))
