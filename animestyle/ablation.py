@@ -47,8 +47,8 @@ def ablation_table(results:dict, # from `load_results`
         if (c := _at(r, epochs)) is None: continue
         b = _at(results[r['base']], epochs) if r.get('base') in results else None
         rows[k] = {'change': r.get('change', ''), 'base': r.get('base') or '', **_measures(c),
-                   'style_vs_base': None if b is None else c['judge_style_fidelity'] - b['judge_style_fidelity']}
-    return pd.DataFrame.from_dict(rows, orient='index')
+                   'style_vs_base': None if b is None else c['judge_style_fidelity'] - b['judge_style_fidelity'], 'tflop': c.get('tflop')}
+    return pd.DataFrame.from_dict(rows, orient='index').dropna(axis=1, how='all')  # TFLOP: only rows measured since they were counted
 
 def kept_additions(results:dict, # from `load_results`
                    epochs:int=40 # the epoch count read
@@ -65,18 +65,20 @@ def kept_additions(results:dict, # from `load_results`
 
 def ablation_curves(results:dict, # from `load_results`
                     names:list, # rows to draw, the first solid, the next dashed, dash-dotted, dotted
-                    ax=None # two matplotlib axes; default a new figure
+                    ax=None, # two matplotlib axes; default a new figure
+                    x:str='kimg' # 'kimg' (thousands of images G trained on) or 'tflop' (training TFLOP, for rows that counted them)
                    ):
-    "Each row's judge measures and Fréchet ratio against the images G trained on (epochs x images per epoch): the curves of the search, on an axis that does not depend on the day's machine."
+    "Each row's judge measures and Fréchet ratio against the images G trained on (epochs x images per epoch) or the TFLOP it spent: the curves of the search, on an axis that does not depend on the day's machine."
     import matplotlib.pyplot as plt
     if ax is None: _,ax = plt.subplots(1, 2, figsize=(10, 3.4))
     for name,ls in zip(names, ['-', '--', '-.', ':']*3):
         n = results[name].get('preset', {}).get('synth_artists', 32)*results[name].get('preset', {}).get('synth_per_artist', 100)
-        curve = pd.DataFrame(results[name]['curve']).assign(kimg=lambda d: d.epochs*n/1e3).set_index('kimg')
+        curve = pd.DataFrame(results[name]['curve']).assign(kimg=lambda d: d.epochs*n/1e3).set_index(x)
         for i,k in enumerate(MEASURES): ax[0].plot(curve.index, curve[k], ls=ls, marker='o', color=f'C{i}', label=k if name==names[0] else None)
         ax[1].plot(curve.index, curve.judge_fd/curve.judge_fd_floor, ls=ls, marker='o', color='C0', label=name)
-    ax[0].set(xlabel='thousands of images G trained on', ylim=(0, 1), title='judge: fidelity and consistency'); ax[0].legend(fontsize=7)
-    ax[1].set(xlabel='thousands of images G trained on', yscale='log', title="judge's Fréchet distance / floor"); ax[1].legend(fontsize=7)
+    xl = dict(kimg='thousands of images G trained on', tflop='TFLOP spent training G and D')[x]
+    ax[0].set(xlabel=xl, ylim=(0, 1), title='judge: fidelity and consistency'); ax[0].legend(fontsize=7)
+    ax[1].set(xlabel=xl, yscale='log', title="judge's Fréchet distance / floor"); ax[1].legend(fontsize=7)
     return ax
 
 def ablation_markdown(results:dict, # from `load_results`

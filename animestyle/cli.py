@@ -30,7 +30,7 @@ __all__ = ['STAGE_FUNCS', 'PIPELINE', 'STAGE_COST', 'MEASURED', 'COMMANDS', 'SUM
 STAGE_FUNCS = dict(
     prepare=('animestyle.data.loaders', 'prepare_data'),
     style=('animestyle.style', 'evaluate_style'),
-    content=('animestyle.content', 'train_content'),
+    content=('animestyle.content', 'content_stage'),
     gan=('animestyle.gan_train', 'train_gan'),
     report=('animestyle.report', 'write_report'),
 )

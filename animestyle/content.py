@@ -20,7 +20,7 @@ from fastai.callback.core import Callback
 from .core import RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint, load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything
 from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
-from .core import accel_cbs, barrier
+from .core import accel_cbs, barrier, is_main_process, load_json, RunDataError
 from .training import opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
 from .style import load_style_encoder, nested_dropout_weights
@@ -31,7 +31,7 @@ __all__ = ['sample_prefix_lengths', 'nested_dropout', 'ContentError', 'ContentVA
            'recon_dims', 'reconstruction_grid', 'SaveReconstructions', 'content_opt_func', 'heldout_images',
            'content_learner', 'frozen_style', 'train_content', 'load_content_vae', 'load_content_encoder', 'prune_dims',
            'pruning_curve', 'choose_cut', 'monotone_violation', 'plot_pruning', 'encode_images', 'probe',
-           'separation_probes', 'evaluate_content']
+           'separation_probes', 'evaluate_content', 'content_stage']
 
 # %% ../nbs/06_content.ipynb #c80ce0d4
 def sample_prefix_lengths(n:int, # how many lengths (one per image)
@@ -528,3 +528,17 @@ def evaluate_content(run:RunDir, # a run with a trained content stage
         seconds=round(time.time()-t0, 1))
     save_json(folder/'metrics.json', metrics)
     return metrics
+
+# %% ../nbs/06_content.ipynb #758f86c3
+def content_stage(run:RunDir, # the run: preset, data, style stage
+                  **kw # passed to `train_content` (epochs, ckpt_every, skip_bad_batches, ...)
+                 ) -> ContentVAE:
+    "The pipeline's content stage: `train_content`, then `evaluate_content` (pruning curve, probes, figures) unless `content/metrics.json` already measures this VAE."
+    vae = train_content(run, **kw)
+    mf = run.content/'metrics.json'
+    done = load_checkpoint(run.content/'vae.safetensors')[1].get('epochs_done')
+    try: current = mf.is_file() and load_json(mf).get('epochs')==done
+    except RunDataError: current = False  # damaged: measured again
+    if not current and is_main_process(): evaluate_content(run, vae)
+    barrier()
+    return vae

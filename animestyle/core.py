@@ -68,6 +68,8 @@ class Preset:
     gan_r1:float         # R1 penalty weight gamma on real images (0: off)
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
+    gan_artist:float     # weight of D's artist head (ADC-GAN: D tells each artist's real images from the images G drew for that artist; G is pushed towards the real side) (0: off)
+    gan_artist_patch:bool # the artist head also reads every position of D's map at side S/4, so that every patch must show its artist's hand
     style_opt:str        # optimiser of the style encoder
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
@@ -95,7 +97,7 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
-_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping')
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping', 'gan_artist')
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn_deep'),
                 gan_disc=('consortium', 'projection'))
 
@@ -127,6 +129,10 @@ def validate(self:Preset):
     # combinations that would do nothing
     _check(self.gan_mapping==0 or self.gan_arch=='cbn_deep',
            f"preset {n!r}: gan_mapping ({self.gan_mapping}) needs gan_arch = 'cbn_deep': Table 1's G has no conditional norms to map the code for")
+    _check(self.gan_artist==0 or (self.gan_disc=='projection' and self.gan_style_prior=='data'),
+           f"preset {n!r}: gan_artist ({self.gan_artist}) needs gan_disc = 'projection' and gan_style_prior = 'data': the head sits on the projection D, "
+           "and the artist G is asked for is that of the training image its style code u is drawn from")
+    _check(not self.gan_artist_patch or self.gan_artist>0, f"preset {n!r}: gan_artist_patch needs the artist head (gan_artist > 0)")
     _check(self.gan_opt=='adam' or self.gan_beta1==0.9,
            f"preset {n!r}: gan_beta1 ({self.gan_beta1}) is Adam's and gan_opt is {self.gan_opt!r}: leave it at 0.9 or use adam")
     for net in ('style','vae','gen','disc'):
@@ -564,7 +570,7 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_mapping=0)
+ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., gan_artist_patch=False)
 # preset keys measured and retired (the GAN search notebook), with the only value the code still does: a run that
 # recorded another value is refused; one that recorded this value opens
 RETIRED_KEYS = dict(gan_content_swap=0., gan_mbstd=False, gan_augment=False, gan_match=0., gan_proj_levels=1, gan_proj_hidden=0,

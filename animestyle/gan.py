@@ -20,8 +20,8 @@ from .style import StyleCode
 # %% auto #0
 __all__ = ['PATCHES', 'SCALES', 'R1_EVERY', 'GANError', 'bank_rows', 'sample_codes', 'split_code', 'join_code', 'sample_offsets',
            'cut_patches', 'consortium_views', 'MultiScaleDiscriminator', 'd_loss', 'g_adv_loss', 'StyleCondition',
-           'ContentCondition', 'style_loss', 'content_loss', 'r1_penalty', 'ema_update', 'build_generator',
-           'build_critic', 'CondGAN', 'CondGANLoss']
+           'ContentCondition', 'style_loss', 'content_loss', 'r1_penalty', 'ema_update', 'artist_d_loss',
+           'artist_g_loss', 'build_generator', 'build_critic', 'CondGAN', 'CondGANLoss']
 
 # %% ../nbs/07_gan.ipynb #5ad8921a
 class GANError(ValueError):
@@ -45,19 +45,20 @@ def sample_codes(n:int, # number of codes
                  generator:torch.Generator=None, # a seeded generator for a reproducible draw
                  device=None, # where the codes live
                  style_bank:torch.Tensor=None, # (m, d_style) normalised style codes to draw u from; None: N(0, I)
-                 content_bank:torch.Tensor=None # (m, d_content) content codes to draw v from; with `style_bank`, row i goes with its row i
-                ) -> torch.Tensor:
-    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with banks, u and v are the codes of one random bank row."
+                 content_bank:torch.Tensor=None, # (m, d_content) content codes to draw v from; with `style_bank`, row i goes with its row i
+                 rows:bool=False # also return the bank row each code was drawn from (None without banks)
+                ):
+    "`n` GAN codes (u, v, w) from N(0, I), shape `(n, code_dim)`; with banks, u and v are the codes of one random bank row; with `rows`, `(codes, rows)`."
     z = torch.randn(n, preset.code_dim, generator=generator)
     ds,dc = preset.d_style,preset.d_content
-    if style_bank is None and content_bank is None: return z.to(device or 'cpu')
+    if style_bank is None and content_bank is None: return (z.to(device or 'cpu'), None) if rows else z.to(device or 'cpu')
     m = len(style_bank if style_bank is not None else content_bank)
     i = torch.randint(m, (n,), generator=generator)
     if style_bank is not None: z[:, :ds] = _check_bank(style_bank, ds)[i]
     if content_bank is not None:
         if len(content_bank)!=m: raise GANError(f"the content bank has {len(content_bank)} rows, the style bank {m}: they must be the codes of the same images")
         z[:, ds:ds+dc] = _check_bank(content_bank, dc, 'content')[i]
-    return z.to(device or 'cpu')
+    return (z.to(device or 'cpu'), i) if rows else z.to(device or 'cpu')
 
 def split_code(z:torch.Tensor, # (B, code_dim) codes
                preset:Preset # gives d_style and d_content
@@ -217,16 +218,42 @@ def ema_update(ema:nn.Module, # the moving average (no optimiser sees it)
     for pe,q in zip(ema.parameters(), net.parameters()): pe.lerp_(q.detach(), 1-decay)
     for be,b in zip(ema.buffers(), net.buffers()): be.copy_(b)
 
+# %% ../nbs/07_gan.ipynb #30d3f790
+def _ce(a, y):
+    "Cross-entropy of logits `(B, C)` or `(B, C, h, w)` (one target per image, at every position), averaged over a list of them."
+    if isinstance(a, (list, tuple)): return torch.stack([_ce(t, y) for t in a]).mean()
+    return F.cross_entropy(a, y[:, None, None].expand(-1, *a.shape[2:]) if a.ndim==4 else y)
+
+def artist_d_loss(real_a, # (B, 2K) D's artist logits of real images (or a list of such, `(B, 2K, h, w)` per position)
+                  fake_a, # the same for generated images
+                  y_real:torch.Tensor, # (B,) the real images' artists
+                  y_fake:torch.Tensor # (B,) the artists G was asked for
+                 ) -> torch.Tensor:
+    "ADC-GAN's classifier loss for D: a real image of artist k is class k, an image G drew for artist k is class K + k."
+    K = (real_a[0] if isinstance(real_a, (list, tuple)) else real_a).shape[1]//2
+    return _ce(real_a, y_real) + _ce(fake_a, y_fake+K)
+
+def artist_g_loss(fake_a, # (B, 2K) D's artist logits of generated images (or a list of such)
+                  y_fake:torch.Tensor # (B,) the artists G was asked for
+                 ) -> torch.Tensor:
+    "ADC-GAN's classifier loss for G: towards 'real, artist k' and away from 'generated for artist k'."
+    K = (fake_a[0] if isinstance(fake_a, (list, tuple)) else fake_a).shape[1]//2
+    return _ce(fake_a, y_fake) - _ce(fake_a, y_fake+K)
+
+
 # %% ../nbs/07_gan.ipynb #ff72f4ec
 def build_generator(preset:Preset # gan_arch chooses
                    ) -> nn.Module:
     "G for `preset`: Table 1's `Generator` (`gan_arch = resnet`) or the `CondBNGenerator` (`cbn_deep`)."
     return CondBNGenerator(preset) if preset.gan_arch=='cbn_deep' else Generator(preset)
 
-def build_critic(preset:Preset # gan_disc chooses
+def build_critic(preset:Preset, # gan_disc chooses; gan_artist > 0 adds the artist head
+                 n_artists:int=0 # artists of the collection (the head's K); needed when gan_artist > 0
                 ) -> nn.Module:
-    "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator` (`projection`)."
-    return MultiScaleDiscriminator(preset) if preset.gan_disc=='consortium' else ProjectionDiscriminator(preset)
+    "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator` (`projection`), with an artist head of 2K logits when `gan_artist > 0`."
+    if preset.gan_disc=='consortium': return MultiScaleDiscriminator(preset)
+    if preset.gan_artist>0 and n_artists<2: raise GANError(f"gan_artist > 0 needs the collection's artists (at least 2), got n_artists = {n_artists}")
+    return ProjectionDiscriminator(preset, n_artists if preset.gan_artist>0 else 0, patch=preset.gan_artist_patch)
 
 # %% ../nbs/07_gan.ipynb #7d48f4a8
 def _frozen_copy(net):
@@ -249,6 +276,7 @@ class CondGAN(nn.Module):
         super().__init__()
         self.generator,self.critic,self.style,self.content,self.preset = generator,critic,style,content,preset
         self.style_bank,self.content_bank = style_bank,content_bank  # kept on the CPU, where the codes are drawn
+        self.artist_bank,self.artist_logits = None,None  # the artist of each style-bank row (for D's artist head); its last logits
         self.generator_ema = _frozen_copy(generator) if ema else None
         self.register_buffer('ema_steps', torch.zeros((), dtype=torch.long))
         self.r1_every,self.gen_mode,self.r1_real = int(r1_every),False,None
@@ -270,10 +298,27 @@ class CondGAN(nn.Module):
         return isinstance(self.critic, ProjectionDiscriminator)
 
     def sample(self, n:int, # number of codes
-               generator:torch.Generator=None # a seeded generator for a reproducible draw
-              ) -> torch.Tensor:
-        "`n` codes from the prior G trains with, on the module's device."
-        return sample_codes(n, self.preset, generator, next(self.generator.parameters()).device, self.style_bank, self.content_bank)
+               generator:torch.Generator=None, # a seeded generator for a reproducible draw
+               artists:bool=False # also return the artist of the training image each u was drawn from (None without `artist_bank`)
+              ):
+        "`n` codes from the prior G trains with, on the module's device; with `artists`, `(codes, artists)`."
+        dev = next(self.generator.parameters()).device
+        z,rows = sample_codes(n, self.preset, generator, dev, self.style_bank, self.content_bank, rows=True)
+        if not artists: return z
+        return z,(self.artist_bank[rows].to(dev) if self.artist_bank is not None and rows is not None else None)
+
+    @property
+    def artist_bank(self): return self._artist_bank
+    @artist_bank.setter
+    def artist_bank(self, a):
+        if a is not None and self.style_bank is not None and len(a)!=len(self.style_bank):
+            raise GANError(f"the artist bank has {len(a)} rows, the style bank {len(self.style_bank)}: they must label the same images")
+        self._artist_bank = None if a is None else torch.as_tensor(a, dtype=torch.long).detach().cpu()
+
+    @property
+    def has_artist_head(self) -> bool:
+        "Whether D has an artist head (`gan_artist > 0`)."
+        return getattr(self.critic, 'artist', None) is not None
 
     @property
     def style_bank(self): return self._style_bank
@@ -299,6 +344,13 @@ class CondGAN(nn.Module):
         "D's logits per network; a conditional D also gets `(u, v)`."
         return self.critic(x, z[:, :self.critic.n_cond]) if self.conditional else self.critic(x)
 
+    def critic_outputs(self, x:torch.Tensor, # Lab images
+                       z:torch.Tensor # their codes
+                      ) -> tuple:
+        "`(D's logits per network, its artist logits or None)` from one pass of D."
+        if not self.has_artist_head: return self.critic_logits(x, z),None
+        return self.critic.with_artists(x, z[:, :self.critic.n_cond])
+
     def forward(self, *xb):
         if self.gen_mode: return self.generator(xb[-1])
         real,z = xb
@@ -307,7 +359,10 @@ class CondGAN(nn.Module):
             real = self.r1_real = real.detach().requires_grad_(True)
         else: self.r1_real = None
         if isinstance(self.critic, MultiScaleDiscriminator): return self.critic.critic_pair(real, fake)  # the same patches for both
-        return self.critic_logits(real, self.condition(real) if self.conditional else None),self.critic_logits(fake, z)
+        if not self.has_artist_head: return self.critic_logits(real, self.condition(real) if self.conditional else None),self.critic_logits(fake, z)
+        (rl,ra),(fl,fa) = self.critic_outputs(real, self.condition(real)),self.critic_outputs(fake, z)
+        self.artist_logits = (ra, fa)  # read by the loss, like `r1_real`
+        return rl,fl
 
     @torch.no_grad()
     def generate(self, u, v, w=None) -> torch.Tensor:
@@ -317,35 +372,47 @@ class CondGAN(nn.Module):
 
 # %% ../nbs/07_gan.ipynb #d73bb694
 class CondGANLoss(nn.Module):
-    "Eq. 5 (+ R1 on the steps the module drew it for) in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9) in generator mode."
+    "Eq. 5 (+ R1 on the steps the module drew it for, + the artist head's loss) in critic mode, eq. 6 (= eq. 7 + λ_style eq. 8 + λ_content eq. 9, + the artist term) in generator mode."
     def __init__(self, gan:CondGAN, # the module (its mode, critic, frozen encoders)
                  lambda_style:float, # weight of eq. 8
                  lambda_content:float, # weight of eq. 9
-                 r1:float=0. # R1 weight gamma (each computed penalty counts `gan.r1_every` times)
+                 r1:float=0., # R1 weight gamma (each computed penalty counts `gan.r1_every` times)
+                 artist:float=0. # weight of D's artist head in both D's and G's loss (ADC-GAN; needs `gan.has_artist_head`)
                 ):
         super().__init__()
-        store_attr('gan,lambda_style,lambda_content,r1')
-        self.d_loss = self.r1_term = self.g_gan = self.g_style = self.g_content = self.g_loss = None
+        store_attr('gan,lambda_style,lambda_content,r1,artist')
+        if artist and not gan.has_artist_head: raise GANError("an artist weight needs a D with an artist head (build_critic with gan_artist > 0)")
+        self.d_loss = self.r1_term = self.d_artist = self.g_gan = self.g_style = self.g_content = self.g_artist = self.g_loss = None
         self.phase = 'critic'
 
     @classmethod
     def from_preset(cls, gan:CondGAN, preset:Preset):
-        "The loss as `preset` weighs it: `lambda_style`, `lambda_content`, `gan_r1`."
-        return cls(gan, preset.lambda_style, preset.lambda_content, r1=preset.gan_r1)
+        "The loss as `preset` weighs it: `lambda_style`, `lambda_content`, `gan_r1`, `gan_artist`."
+        return cls(gan, preset.lambda_style, preset.lambda_content, r1=preset.gan_r1, artist=preset.gan_artist)
 
-    def forward(self, pred, z):
+    def _artists(self, y):
+        if y is None: raise GANError("D's artist head needs the artists of the batch: the module's artist_bank, and labelled real images")
+        return y
+
+    def forward(self, pred, z, y_fake=None, y_real=None):
+        "`pred`: D's logits (critic mode) or G's images (generator mode); `z`: the codes; `y_fake`, `y_real`: the artists G was asked for and those of the real images (for the artist head)."
         if not self.gan.gen_mode:
             self.phase = 'critic'
             real_l,fake_l = pred
             self.d_loss = loss = d_loss(real_l, fake_l)
+            if self.artist:
+                self.d_artist = artist_d_loss(*self.gan.artist_logits, self._artists(y_real), self._artists(y_fake))
+                loss = loss + self.artist*self.d_artist
             if self.gan.r1_real is None: return loss
             self.r1_term = r1_penalty(real_l, self.gan.r1_real)
             return loss + self.r1/2*self.gan.r1_every*self.r1_term
         self.phase = 'gen'
         u,v,_ = split_code(z, self.gan.preset)
-        self.g_gan = g_adv_loss(self.gan.critic_logits(pred, z))
+        logits,fake_a = self.gan.critic_outputs(pred, z)
+        self.g_gan = g_adv_loss(logits)
         zero = pred.new_zeros(())  # a term weighted 0 is not computed: S and Enc then cost nothing
         self.g_style = style_loss(self.gan.style(pred), u) if self.lambda_style else zero
         self.g_content = content_loss(self.gan.content(pred), v) if self.lambda_content else zero
-        self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content
+        self.g_artist = artist_g_loss(fake_a, self._artists(y_fake)) if self.artist else zero
+        self.g_loss = self.g_gan + self.lambda_style*self.g_style + self.lambda_content*self.g_content + self.artist*self.g_artist
         return self.g_loss

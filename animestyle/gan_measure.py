@@ -16,8 +16,8 @@ from .data.loaders import ImageCache
 from .gan import GANError, CondGAN, split_code, join_code, style_loss, content_loss
 
 # %% auto #0
-__all__ = ['frechet_distance', 'feature_spread', 'real_batches', 'batched', 'RealFeatures', 'evaluate_gan', 'factor_agreement',
-           'judge_gan', 'to_rgb_grid', 'style_content_grid']
+__all__ = ['FINE_TEXTURE', 'frechet_distance', 'feature_spread', 'real_batches', 'batched', 'RealFeatures', 'evaluate_gan',
+           'factor_agreement', 'judge_gan', 'to_rgb_grid', 'style_content_grid', 'texture_artists']
 
 # %% ../nbs/07b_gan_measure.ipynb #ee6b2c37
 def _sqrtm_psd(m):
@@ -117,6 +117,11 @@ class RealFeatures:
         sel = self.train if self.train.any() else np.ones_like(self.train)
         return (self.style[sel] if preset.gan_style_prior=='data' else None,
                 self.content[sel] if preset.gan_content_prior=='data' else None)
+
+    def bank_artists(self, preset:Preset) -> torch.Tensor:
+        "The artist of each row of the style bank (what D's artist head asks G for); None where u is drawn from N(0, I)."
+        sel = self.train if self.train.any() else np.ones_like(self.train)
+        return torch.as_tensor(self.artist[sel], dtype=torch.long) if preset.gan_style_prior=='data' else None
 
 # %% ../nbs/07b_gan_measure.ipynb #57e56346
 def _nearest(codes, centres): return torch.cdist(codes, centres).argmin(1)
@@ -281,3 +286,24 @@ def style_content_grid(G:nn.Module, # the generator (the moving average, as ever
     left = lab(real_rows) if real_rows is not None else white.expand(R, -1, -1, -1)
     x = torch.cat([torch.cat([white, top])[None], torch.cat([left[:, None], x], 1)])
     return to_rgb_grid(x.flatten(0, 1), C+1)
+
+# %% ../nbs/07b_gan_measure.ipynb #1d6ce3bb
+FINE_TEXTURE = ('hair_fineness', 'paper', 'line_weight') # the synthetic style factors drawn at the scale of a few pixels
+
+def texture_artists(cache, # the run's images (its manifest's `style_*` columns, where the collection has them)
+                    n:int=8, # artists to pick
+                    factors:tuple=FINE_TEXTURE # the factors they should differ most in
+                   ) -> list:
+    "The `n` artists whose hands differ most in fine texture: farthest-point picks in the standardised `factors` (the first `n` artists on a collection without ground-truth factors)."
+    m = cache.manifest
+    cols = [f'style_{f}' for f in factors if f'style_{f}' in m]
+    K = int(m.artist_id.max())+1
+    if not cols: return list(range(min(n, K)))
+    t = m.groupby('artist_id')[cols].mean().reindex(range(K)).fillna(0.).to_numpy()
+    t = (t-t.mean(0))/(t.std(0)+1e-9)
+    picks = [int(np.abs(t).sum(1).argmax())]  # start at the most extreme hand
+    d = np.linalg.norm(t-t[picks[0]], axis=1)
+    while len(picks)<min(n, K):
+        picks.append(int(d.argmax())); d = np.minimum(d, np.linalg.norm(t-t[picks[-1]], axis=1))
+    return sorted(picks, key=lambda a: tuple(t[a]))
+

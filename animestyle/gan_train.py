@@ -69,9 +69,11 @@ class GANTrainer(Callback):
 
     def before_batch(self):
         real,m = self.xb[0],self.learn.model
-        z = m.sample(len(real)).to(real.device)
+        y_real = self.yb[0] if self.yb else None  # the real images' artists (for D's artist head)
+        z,y_fake = m.sample(len(real), artists=True)
+        z = z.to(real.device)
         self.learn.xb = (z,) if self.gen_mode else (real, z)
-        self.learn.yb = (z,)
+        self.learn.yb = (z, y_fake, y_real) if m.has_artist_head else (z,)
 
     def after_step(self):
         "After a G step, move G's moving average towards G, with the decay ramped up over the first steps."
@@ -99,10 +101,12 @@ class GANLossMetric(Metric):
     @property
     def value(self): return self.total/self.count if self.count else float('nan')
 
-def gan_metrics() -> list:
-    "The progress table's columns: D loss (eq. 5), G's adversarial (eq. 7), style (eq. 8) and content (eq. 9) terms."
+def gan_metrics(artist:bool=False # add the artist head's terms (D's and G's)
+               ) -> list:
+    "The progress table's columns: D loss (eq. 5), G's adversarial (eq. 7), style (eq. 8) and content (eq. 9) terms, and the artist head's."
     return [GANLossMetric('d_loss','critic'), GANLossMetric('g_gan','gen'),
-            GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')]
+            GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')] + \
+           ([GANLossMetric('d_artist','critic'), GANLossMetric('g_artist','gen')] if artist else [])
 
 # %% ../nbs/07a_gan_train.ipynb #3abeafa9
 def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
@@ -116,7 +120,7 @@ def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
     p = preset or gan.preset
     learn = Learner(dls, gan, loss_func=CondGANLoss.from_preset(gan, p), opt_func=gan_opt_func(p), lr=lr or p.gan_lr,
                     cbs=[GANTrainer(ema_decay=p.gan_ema), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=False)] + list(cbs or []),
-                    metrics=gan_metrics())
+                    metrics=gan_metrics(gan.has_artist_head))
     learn.recorder.train_metrics,learn.recorder.valid_metrics = True,False
     return learn
 
@@ -238,9 +242,10 @@ def build_gan(run:RunDir, # the run: preset, style and content stages
     p,device = run.preset,torch.device(device or default_device())
     cache = cache or prepare_data(run)
     style,content,centres = conditions or gan_conditions(run, device)
-    gan = CondGAN.from_preset(build_generator(p), build_critic(p), style, content, p).to(device)
+    gan = CondGAN.from_preset(build_generator(p), build_critic(p, len(cache.artists)), style, content, p).to(device)
     real = RealFeatures(gan, cache, seed=run.seed, judge=judge)
     gan.style_bank,gan.content_bank = real.banks(p)
+    gan.artist_bank = real.bank_artists(p)
     return gan,centres,real
 
 # %% ../nbs/07a_gan_train.ipynb #99838ae2
@@ -397,7 +402,7 @@ def load_gan(run:RunDir, # a run with a trained GAN stage
     if not f.is_file() and unfinished and ckpt.is_file(): return _load_unfinished(run, ckpt, device)
     if not f.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
     t,meta = load_checkpoint(f)
-    G,D = build_generator(p),build_critic(p)
+    G,D = build_generator(p),build_critic(p, t['D.artist.weight'].shape[0]//2 if 'D.artist.weight' in t else 0)  # the collection's artists
     G.load_state_dict(_part(t, 'G.')); D.load_state_dict(_part(t, 'D.'))
     G_ema = None
     if 'ema.steps' in t: G_ema = build_generator(p); G_ema.load_state_dict(_part(t, 'G_ema.'))

@@ -22,8 +22,8 @@ from .analysis import (StyleSpace, StyleSpaceError, figure2, figure3, figure6, f
                                  transfer_scores)
 
 # %% auto #0
-__all__ = ['FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'FIGURE_TITLES', 'GAN_TARGETS', 'write_report', 'unmeasured',
-           'figure_title', 'report_summary']
+__all__ = ['FIGURE_NOTES', 'METRIC_NOTES', 'SUBFOLDER_NOTES', 'FIGURE_TITLES', 'GAN_TARGETS', 'figure_texture', 'write_report',
+           'unmeasured', 'figure_title', 'report_summary']
 
 # %% ../nbs/08a_report.ipynb #a6f79ea2
 FIGURE_NOTES = {
@@ -32,6 +32,7 @@ FIGURE_NOTES = {
     'figure3': "Figure 3 (§6.3): one content code under random styles (left) and under styles interpolated bilinearly between four corners (right).",
     'figure6': "Figure 6 (§6.4): training images (left of each pair) and their reconstructions G(S(x), Enc(x), 0).",
     'figure7': "Figure 7 (§6.4): content source, transfer result, style source.",
+    'figure_texture': "The artist's hand in fine texture: one character drawn by the artists whose hands differ most in hair strands, paper grain and line weight (bottom row), under a real image by each (top row); each label says whether the judge reads the generated image as that artist's.",
     'pruning': "Content stage (§4 pruning): held-out reconstruction loss against the number of content dimensions kept.",
     'reconstructions': "Content stage (eq. 4): held-out images and their VAE reconstructions at several kept prefix lengths.",
     'interpretation': "How strongly each style dimension drives each ground-truth style factor in generated images (read by the judge; factor standard deviations per ±3 sweep).",
@@ -133,6 +134,26 @@ def _fmt(v):
     if isinstance(v, float): return f'{v:.4g}'
     return str(v)
 
+# %% ../nbs/08a_report.ipynb #85830497
+def figure_texture(ss:StyleSpace, # the trained networks
+                   n:int=8, # artists: those whose hands differ most in fine texture (`gan_measure.texture_artists`)
+                   character:int=0, # the character drawn (position in the run's characters; a sampled content code without characters)
+                   path=None # PNG to write; default `report/figure_texture.png` of the run
+                  ):
+    "One character drawn by the `n` artists whose fine texture differs most, under a real image by each, with the judge's reading of each generated image."
+    from animestyle.gan_measure import texture_artists
+    from animestyle.analysis import _judged, _rgb, _save, image_grid
+    cc = ss.class_codes()
+    cols = [cc.artists.index(a) for a in texture_artists(ss.cache, n) if a in cc.artists]
+    v = cc.content[[min(character, len(cc.characters)-1)]] if cc.characters else ss.sample(1, 0).content
+    ims = ss.generate(cc.style[cols], v.expand(len(cols), -1), 0)
+    said = _judged(ss, ims).artist_id.to_numpy()
+    labels = [f'artist {cc.artists[c]}\njudge: {"yes" if said[j]==cc.artists[c] else "no"}' for j,c in enumerate(cols)]
+    real = _rgb(np.asarray(ss.cache.images[[cc.artist_image[c] for c in cols]]))
+    fig = image_grid(torch.cat([real, ims.cpu()]), 2, ['real image', 'G'], labels,
+                     "Fine texture: one character, the most different hands")
+    return _save(fig, ss, path, 'figure_texture.png')
+
 # %% ../nbs/08a_report.ipynb #c2453db8
 SUBFOLDER_NOTES = {'samples': 'a fixed grid of GAN codes, redrawn after every epoch',
                    'recon': 'held-out reconstructions at several kept prefix lengths, after every epoch'}
@@ -178,7 +199,7 @@ def write_report(run, # the run (path or `RunDir`)
     out,notes = r.stage('report'),dict(FIGURE_NOTES)
     ours = dict(separation=separation_scores(ss), transfer=transfer_scores(ss))
     figs = []
-    for f in progress_bar((figure2, figure3, figure6, figure7), leave=False):
+    for f in progress_bar((figure2, figure_texture, figure3, figure6, figure7), leave=False):
         figs.append(('report', f(ss).saved_to)); plt.close('all')
     table = None
     if ss.cache is not None and any(c.startswith('style_') for c in ss.cache.manifest.columns):
@@ -219,6 +240,7 @@ FIGURE_TITLES = {
     'figure4': 'Figure 4: one style dimension, swept', 'figure5': 'Figure 5: another style dimension, swept',
     'figure6': 'Figure 6: training images and their reconstructions',
     'figure7': 'Figure 7: style transfer',
+    'figure_texture': "One character in the hands that differ most in fine texture",
     'interpretation': 'What each style dimension drives',
     'factor_correlation': 'The style code against the ground-truth style factors',
     'pruning': 'How many content dimensions to keep',

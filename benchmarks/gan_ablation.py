@@ -17,7 +17,8 @@ is the last commit that can train them. Tables and curves: `animestyle.ablation`
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
 
-from animestyle.core import RunDir
+import torch
+from animestyle.core import RunDir, FLOP_LOG
 from animestyle.gan_train import train_gan
 
 # variant -> preset overrides; 'cpu' is the preset as it stands (in the stored results: as it stood then), every other variant changes one thing
@@ -37,6 +38,11 @@ VARIANTS = {
     'bs_16': (dict(gan_bs=16), 'batch 16: twice the steps per epoch'),
     'lambda_style_2': (dict(lambda_style=2.), 'eq. 8 weighted 4 x more'),
     'lambda_style_0': (dict(lambda_style=0.), 'no eq. 8: the style reaches G through D alone'),
+    'artist_1': (dict(gan_artist=1.), "D's artist head (ADC-GAN), weight 1 in D's and G's loss"),
+    'artist_0.3': (dict(gan_artist=0.3), "D's artist head (ADC-GAN), weight 0.3"),
+    'artist_3': (dict(gan_artist=3.), "D's artist head (ADC-GAN), weight 3"),
+    'artist_1_content_0.5': (dict(gan_artist=1., lambda_content=0.5), "eq. 9 weighted 10 x more, with D's artist head (weight 1)"),
+    'artist_patch': (dict(gan_artist=1., gan_artist_patch=True), "D's artist head, also at every position of D's S/4 map"),
     'narrow_fine': (dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)), '16 channels at full resolution'),
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
@@ -62,6 +68,33 @@ def variant_run(src:RunDir, name:str, over:dict) -> RunDir:
     return run
 
 
+def step_gflop(run:RunDir) -> float:
+    "GFLOP per training image of `run`'s GAN, counted by `FlopCounterMode` on one D step without R1, one with it and one G step, weighted as training draws them (R1 on one D step in `R1_EVERY`)."
+    from torch.utils.flop_counter import FlopCounterMode
+    from animestyle.core import _Unattributed
+    from animestyle.data.loaders import prepare_data
+    from animestyle.gan import CondGANLoss, R1_EVERY
+    from animestyle.gan_train import build_gan
+    p, cache = run.preset, prepare_data(run)
+    gan = build_gan(run, cache, 'cpu')[0].train()
+    loss = CondGANLoss.from_preset(gan, p)
+    i = torch.arange(p.gan_bs)
+    real = torch.from_numpy(cache.images[i.numpy()]).permute(0, 3, 1, 2).float()
+    from animestyle.core import rgb_to_lab
+    real, y_real = rgb_to_lab(real/255), torch.as_tensor(cache.manifest.artist_id.values[i.numpy()])
+    def count(gen, r1):
+        m = FlopCounterMode(display=False); m.mod_tracker = _Unattributed()
+        with m:
+            gan.switch(gen); gan.r1_every = 1 if r1 else 0
+            z, y = gan.sample(p.gan_bs, artists=True)
+            pred = gan(z) if gen else gan(real, z)
+            loss(pred, z, y, y_real).backward()
+        return m.get_total_flops()
+    d, d_r1, g = count(False, False), count(False, True), count(True, False)
+    r1 = 1/R1_EVERY if p.gan_r1 > 0 else 0.
+    return ((1-r1)*d + r1*d_r1 + g)/(2*p.gan_bs)/1e9
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--run', required=True); ap.add_argument('--variants', default=','.join(VARIANTS))
@@ -76,10 +109,15 @@ def main():
         over,change = VARIANTS[name]
         key = name if a.seed is None else f'{name}_seed{a.seed}'
         run = variant_run(src, key, over)
-        curve, t0 = [], time.perf_counter()
+        curve, t0, prev, cost = [], time.perf_counter(), 0, None
+        gflop = step_gflop(run)
         for e in map(int, (a.epochs or str(run.preset.gan_epochs)).split(',')):
             m = train_gan(run, epochs=e, seed=a.seed).metrics
-            curve.append(dict(epochs=e, minutes=round(m['train_seconds']/60, 2), **{k: m.get(k) for k in KEYS}))
+            if FLOP_LOG and e>prev: cost = dict(FLOP_LOG[-1], epochs=e-prev)  # this fit's images
+            per_epoch = cost['images']/cost['epochs'] if cost else None
+            curve.append(dict(epochs=e, minutes=round(m['train_seconds']/60, 2), kimages=per_epoch and round(e*per_epoch/1e3, 1),
+                              gflop_per_image=round(gflop, 4), tflop=per_epoch and round(e*per_epoch*gflop/1e3, 1), **{k: m.get(k) for k in KEYS}))
+            prev = e
             print(key, json.dumps(curve[-1]), flush=True)
         p = {k: list(v) if isinstance(v, tuple) else v for k, v in run.preset.as_dict().items()}
         out[key] = dict(overrides=over, preset=p, base=None if key == a.base else a.base,

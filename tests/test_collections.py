@@ -72,6 +72,10 @@ def test_pipeline_runs_through_to_the_report(piped):
     assert meta['skipped'] == {'not in an artist folder': 2, 'artist with fewer than 50 works': ARTISTS['sketchbook']}
     assert meta['key']['kind'] == 'folder' and meta['key']['already_cropped'] is True
     assert json.loads((run/'config.json').read_text())['data']['already_cropped'] is True
+    # the content stage measures what notebook 06 shows (pruning curve, probes), so the report can mark §4's claims
+    c = json.loads((run/'content'/'metrics.json').read_text())
+    assert c['summary']['artist_chance'] == pytest.approx(1 / len(KEPT)) and (run/'content'/'pruning.png').is_file()
+    assert re.search(r'content code says little of the artist.*?</td><td>[\d.]+% from content, [\d.]+% from style', (run/'report'/'report.html').read_text(), re.S)
 
 
 def test_style_metrics_hold_both_models_curves(piped):

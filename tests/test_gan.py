@@ -331,3 +331,74 @@ def test_judge_gan_credits_a_generator_that_draws_the_right_artist(tmp_path):
     # the artist asked for is the artist drawn: the judge's score is its own accuracy on those training images
     assert abs(m['judge_style_fidelity'] - on_train) < 0.15, (m['judge_style_fidelity'], on_train)
     assert m['judge_style_fidelity'] > 2 / real.n_artists, (m['judge_style_fidelity'], on_train)
+
+
+# ---- D's artist head (ADC-GAN, `gan_artist`): trained with D on the collection's artist labels ----
+from animestyle.gan import artist_d_loss, artist_g_loss
+from animestyle.core import PresetError
+
+PA = get_preset('tiny', gan_artist=1.)
+
+
+def test_the_artist_head_is_refused_where_it_cannot_work():
+    with pytest.raises(PresetError, match="gan_artist .* needs gan_disc = 'projection' and gan_style_prior = 'data'"):
+        get_preset('tiny', gan_artist=1., gan_style_prior='normal', gan_content_prior='normal')
+    with pytest.raises(GANError, match='needs the collection.s artists'): build_critic(PA)
+    with pytest.raises(GANError, match='needs a D with an artist head'): CondGANLoss(_cpu_like_gan(), 0., 0., artist=1.)
+
+
+def test_adc_losses_put_real_art_in_class_k_and_g_s_art_in_class_k_plus_K():
+    K, y = 4, torch.tensor([0, 3])
+    real_side, fake_side = torch.full((2, 2 * K), -9.), torch.full((2, 2 * K), -9.)
+    real_side[range(2), y] = 9.; fake_side[range(2), y + K] = 9.
+    assert artist_d_loss(real_side, fake_side, y, y) < 1e-3  # D reads both sides right
+    assert artist_d_loss(fake_side, real_side, y, y) > 30  # and is punished for swapping them
+    # G gains when D takes its image for a real one of the artist it was asked for, and loses when D sees it was G's
+    assert artist_g_loss(real_side, y) < -15 < 15 < artist_g_loss(fake_side, y)
+
+
+def test_codes_come_with_the_artist_of_the_image_their_style_was_read_from():
+    gan = CondGAN.from_preset(build_generator(PA), build_critic(PA, 3), *_conditions(PA), PA)
+    gan.style_bank = torch.randn(30, PA.d_style); gan.content_bank = torch.randn(30, PA.d_content)
+    gan.artist_bank = torch.arange(30) % 3
+    z, y = gan.sample(64, torch.Generator().manual_seed(0), artists=True)
+    u = z[:, :PA.d_style]
+    row = torch.cdist(u, gan.style_bank).argmin(1)
+    assert torch.equal(gan.artist_bank[row], y) and len(set(y.tolist())) == 3
+    with pytest.raises(GANError, match='must label the same images'): gan.artist_bank = torch.zeros(5, dtype=torch.long)
+
+
+class _Labels(Callback):
+    order = 100
+    def __init__(self): self.seen = []
+    def after_loss(self): self.seen.append((self.learn.loss_func.phase, [t.clone() for t in self.learn.yb]))
+
+
+def test_d_learns_the_real_artists_and_g_is_graded_on_the_asked_ones():
+    seed_everything(0)
+    gan = CondGAN.from_preset(build_generator(PA), build_critic(PA, 2), *_conditions(PA), PA)
+    gan.style_bank = torch.randn(8, PA.d_style); gan.content_bank = torch.randn(8, PA.d_content)
+    gan.artist_bank = torch.tensor([0, 1] * 4)
+    # two artists who differ plainly: dark images are artist 0, bright ones artist 1
+    ds = [(torch.full((3, 32, 32), -0.8 if i % 2 == 0 else 0.8) + 0.05 * torch.randn(3, 32, 32), i % 2) for i in range(64)]
+    dls = DataLoaders(DataLoader(ds, bs=16, shuffle=True, drop_last=True), DataLoader(ds, bs=16))
+    spy = _Labels()
+    learn = gan_learner(dls, gan, lr=2e-3, cbs=[spy])
+    with learn.no_bar(), learn.no_logging(): learn.fit(6)
+    crit = [yb for ph, yb in spy.seen if ph == 'critic']
+    assert all(len(yb) == 3 for _, yb in spy.seen)  # codes, the artists asked for, the real images' artists
+    assert any(yb[2].sum() not in (0, len(yb[2])) for yb in crit)  # the real labels come from the data, both artists
+    with torch.no_grad():
+        dark, bright = torch.full((4, 3, 32, 32), -0.8), torch.full((4, 3, 32, 32), 0.8)
+        z = gan.sample(4)
+        _, a_dark = gan.critic_outputs(dark, z); _, a_bright = gan.critic_outputs(bright, z)
+    assert (a_dark[:, :2].argmax(1) == 0).all() and (a_bright[:, :2].argmax(1) == 1).all()  # D's head has learned who drew what
+    assert 'd_artist' in learn.recorder.metric_names and 'g_artist' in learn.recorder.metric_names
+
+
+def test_a_gan_with_an_artist_head_saves_and_loads(tmp_path):
+    run = RunDir(tmp_path / 'run', PA)
+    out = train_gan(run, epochs=1, evaluate=False, device='cpu', conditions=(*_conditions(PA), None))
+    assert out.D.artist is not None and out.D.artist.out_features == 2 * 6  # the tiny synthetic collection's 6 artists
+    again = load_gan(run, 'cpu')
+    assert all(torch.equal(a, b) for a, b in zip(again.D.state_dict().values(), out.D.state_dict().values()))
