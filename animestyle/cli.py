@@ -20,11 +20,12 @@ def _core():
     return core
 
 # %% auto #0
-__all__ = ['STAGE_FUNCS', 'PIPELINE', 'STAGE_COST', 'MEASURED', 'COMMANDS', 'SUMMARY', 'EXIT_BUG', 'EXIT_USER', 'EXIT_DIVERGED',
-           'EXIT_INTERRUPTED', 'USER_ERRORS', 'DATA_CHECKS', 'StageUnavailable', 'UsageError', 'stage_func', 'open_run',
-           'data_options', 'takes_data_options', 'train_options', 'run_stage', 'new_run_guard', 'prepare',
-           'train_style', 'train_content', 'train_gan', 'report', 'measure_gan', 'pipeline', 'explore', 'is_user_error',
-           'sigterm_as_interrupt', 'main', 'cli']
+__all__ = ['STAGE_FUNCS', 'PIPELINE', 'STAGE_COST', 'MEASURED', 'CPU_EFFICIENCY', 'COMMANDS', 'SUMMARY', 'EXIT_BUG', 'EXIT_USER',
+           'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'USER_ERRORS', 'DATA_CHECKS', 'StageUnavailable', 'UsageError',
+           'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options', 'run_stage',
+           'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report', 'measure_gan',
+           'step_gflop', 'epochs_left', 'matmul_rate', 'job_estimate', 'estimate_line', 'pipeline', 'explore',
+           'is_user_error', 'sigterm_as_interrupt', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
@@ -255,7 +256,146 @@ def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run'
     else: print(f"[gan] measured in {time.time()-start:.0f}s: {r.gan/'metrics.json'}; `animestyle report --run {r.path}` redraws the report")
     return m
 
+# %% ../nbs/10_cli.ipynb #3052933b
+# the fraction of a matmul's speed each stage's training steps reached on a CPU (benchmarks/results/cpu_roofline.json)
+CPU_EFFICIENCY = dict(style=0.37, content=0.41, judge=0.42, gan=0.39)
+
+def _flops(step):
+    "FLOPs of `step()`, as `core.flop_counter` counts them."
+    with _core().flop_counter() as mode: step()
+    return mode.get_total_flops()
+
+def step_gflop(preset, # the networks' sizes
+               heads:list=None, # the judge's heads (`judge.judge_heads`); default: the artist alone
+               n_artists:int=None, # style classes; default `preset.synth_artists`
+               bs:int=2 # images per counted step
+              ) -> dict:
+    "GFLOP per training image of one step (forward, loss, backward) of each training of the job, counted on meta tensors: no arithmetic is done."
+    import torch
+    from animestyle.style import StyleCode, StyleModel
+    from animestyle.content import ContentVAE, ContentVAELoss, style_stub
+    from animestyle.judge import Judge, JudgeLoss
+    from animestyle.layers import ContentEncoder
+    from animestyle.gan import CondGAN, CondGANLoss, ContentCondition, StyleCondition, build_critic, build_generator
+    p,meta,n = preset,torch.device('meta'),n_artists or preset.synth_artists
+    heads = heads or [('artist_id', n)]
+    x,y = torch.zeros(bs, 3, p.image_size, p.image_size, device=meta),torch.zeros(bs, dtype=torch.long, device=meta)
+    def build(make):
+        with meta: return make().train()
+    out = {}
+    for k,method in (('style', 'centres'), ('baseline', 'softmax')):
+        m = build(lambda: StyleModel(p, torch.ones(n), method))
+        out[k] = _flops(lambda: m.loss(m(x), y).backward())
+    vae = build(lambda: ContentVAE(p, style_stub(p)))
+    out['content'] = _flops(lambda: ContentVAELoss()(vae(x), x).backward())
+    judge = build(lambda: Judge(heads))
+    out['judge'] = _flops(lambda: JudgeLoss(heads, judge.y_mean, judge.y_std)(judge(x), torch.zeros(bs, len(heads), device=meta)).backward())
+    conds = StyleCondition(StyleCode(p, n)).to(meta),ContentCondition(ContentEncoder(p), p.d_content).to(meta)  # they check values: built on the CPU
+    gan = CondGAN.from_preset(build(lambda: build_generator(p)), build(lambda: build_critic(p)), *conds, p).train()
+    loss = CondGANLoss.from_preset(gan, p)
+    def gan_step(gen, r1=0):
+        "A G or D step as `GANTrainer` takes it; `r1`: whether a D step draws R1."
+        gan.switch(gen); gan.generator.requires_grad_(gen); gan.critic.requires_grad_(not gen)
+        z,every = gan.sample(bs),gan.r1_every
+        gan.r1_every = r1
+        try: loss(gan(z) if gen else gan(x, z), z).backward()
+        finally: gan.r1_every = every
+    d,g = _flops(lambda: gan_step(False)),_flops(lambda: gan_step(True))
+    if gan.r1_every: d += (_flops(lambda: gan_step(False, 1))-d)/gan.r1_every  # R1 on one D step in r1_every
+    out['gan'] = (d+g)/2  # each batch is one D step or one G step, in turn
+    return {k:v/bs/1e9 for k,v in out.items()}
+
+def _meta(path):
+    "A checkpoint's metadata; None when it is missing or unreadable (the stage that reads it says what is wrong)."
+    from animestyle.core import CheckpointError
+    try: return _core().checkpoint_meta(path) if path.is_file() else None
+    except (CheckpointError, OSError, ValueError): return None
+
+def epochs_left(r:RunDir # the run
+               ) -> dict:
+    "Epochs each training of the job has left on `r`: 0 once it is finished, less the epochs of an unfinished one's checkpoint."
+    p = r.preset
+    def style(name):
+        if (m:=_meta(r.style/f'{name}.safetensors')) and m.get('finished'): return 0
+        return p.style_epochs-(m['epoch']+1 if (m:=_meta(r.style/f'{name}.last.safetensors')) else 0)
+    if (m:=_meta(r.content/'vae.safetensors')) and (m.get('epochs_done', 0)>=p.content_epochs or m.get('stopped_early')): content = 0
+    else: content = p.content_epochs-(m['epochs_done'] if (m:=_meta(r.content/'checkpoint.safetensors')) else 0)
+    judge = 0 if (r.judge/'weights.safetensors').is_file() and (r.judge/'metrics.json').is_file() else p.judge_epochs
+    if (m:=_meta(r.gan/'weights.safetensors')) and m.get('epoch', 0)>=p.gan_epochs and (r.gan/'metrics.json').is_file(): gan = 0
+    else: gan = p.gan_epochs-(m['epoch'] if (m:=_meta(r.gan/'checkpoint.safetensors')) else 0)
+    left = dict(style=style('metric'), baseline=style('baseline'), content=content, judge=judge, gan=gan)
+    return {k:max(0, v) for k,v in left.items()}
+
+def matmul_rate(seconds:float=0.3, # how long to time it
+                n:int=2048 # the matrices' side
+               ) -> float:
+    "GFLOP/s of an `n` x `n` matrix product on this CPU, in bf16 where `core.cpu_bf16` says the stages train in it, else fp32."
+    import torch
+    dt = torch.bfloat16 if _core().cpu_bf16() else torch.float32
+    a,b = torch.randn(n, n, dtype=dt),torch.randn(n, n, dtype=dt)
+    a@b  # the first product sets up the kernel
+    k,t0 = 0,time.perf_counter()
+    while (dt_s:=time.perf_counter()-t0)<seconds: a@b; k += 1
+    return 2*n**3*k/dt_s/1e9
+
+def job_estimate(r:RunDir, # the run
+                 manifest, # its images: `split` and `artist_id` of each (the cache's, or the plan's before it is built)
+                 skip_baseline:bool=False, # the style stage trains the metric model alone
+                 rate:float=None # GFLOP/s of a matmul here; default `matmul_rate()` (on a CPU)
+                ) -> dict:
+    "The training the pipeline has left on `r`: per training, images an epoch x epochs left x GFLOP per image, in TFLOP; with minutes on a CPU."
+    from animestyle.judge import judge_heads
+    p,left = r.preset,epochs_left(r)
+    n_all,n_train = len(manifest),int((manifest.split=='train').sum())
+    g = step_gflop(p, judge_heads(manifest), int(manifest.artist_id.max())+1)
+    judge_bs = max(1, min(64, n_train//8))  # as `judge.train_judge` picks it
+    plan = [('style', 'style', n_train, p.style_bs), ('style', 'baseline', n_train, p.style_bs), ('content', 'content', n_train, p.content_bs),
+            ('judge', 'judge', n_train, judge_bs), ('gan', 'gan', n_all, p.gan_bs)]
+    rows = [dict(stage=s, training=k, images=n//bs*bs, epochs=left[k], gflop_per_image=g[k], tflop=n//bs*bs*left[k]*g[k]/1e3)
+            for s,k,n,bs in plan if not (skip_baseline and k=='baseline')]  # drop_last: a partial batch is not trained on
+    by = {s:sum(x['tflop'] for x in rows if x['stage']==s) for s in dict.fromkeys(x['stage'] for x in rows)}
+    out = dict(rows=rows, tflop_by_stage=by, tflop=sum(by.values()), done=[s for s in by if not any(x['epochs'] for x in rows if x['stage']==s)])
+    if _core().default_device().type!='cpu': return out
+    rate = rate or matmul_rate()
+    seconds = sum(x['tflop']*1e3/(rate*CPU_EFFICIENCY[x['stage']]) for x in rows)
+    return dict(out, rate=rate, minutes=seconds/60, gflops=out['tflop']*1e3/seconds if seconds else None)
+
+def _num(v): return f"{v:,.0f}" if v>=100 else f"{v:.3g}"
+
+def _duration(minutes):
+    if minutes>=120: return f"about {_num(minutes/60)} h"
+    return f"about {minutes:.0f} min" if minutes>=2 else f"about {minutes*60:.0f} s" if minutes*60>=1 else "under a second"
+
+def estimate_line(est:dict # from `job_estimate`
+                 ) -> str:
+    "One line: the minutes and TFLOP the job has left, by stage, and the speed they assume."
+    left = {s:v for s,v in est['tflop_by_stage'].items() if s not in est['done']}
+    if not left: return f"[pipeline] nothing left to train: {', '.join(est['done'])} already trained"
+    what = f"{_num(est['tflop'])} TFLOP ({', '.join(f'{s} {_num(v)}' for s,v in left.items())})"
+    done = f"; {', '.join(est['done'])} already trained" if est['done'] else ''
+    if 'minutes' not in est: return f"[pipeline] {what} to train{done}; no minutes: the stages' speed is measured on CPUs only"
+    dt,when = 'bf16' if _core().cpu_bf16() else 'fp32',_duration(est['minutes'])
+    return (f"[pipeline] {when} on this machine: {what} at ~{est['gflops']:.0f} GFLOP/s "
+            f"({est['gflops']/est['rate']:.0%} of the {est['rate']:.0f} GFLOP/s of a {dt} matmul measured now){done}")
+
 # %% ../nbs/10_cli.ipynb #fa99f34a
+def _planned_images(r, data, data_kw):
+    "The manifest of the images `r` trains on: its cache's, or the synthetic plan's before it is built; None for a collection not prepared yet."
+    from animestyle.data.loaders import ImageCache, data_spec, recorded_data
+    from animestyle.data.synthetic import synthetic_manifest
+    from animestyle.data.ingest import split_by_artist
+    spec,p = data_spec(r, data, **data_kw),r.preset
+    if (r.data/'meta.json').is_file() and recorded_data(r)==spec: return ImageCache(r.data).manifest
+    if spec['source']!='synthetic': return None
+    m = synthetic_manifest(p.synth_artists, p.synth_characters, p.synth_per_artist, r.seed, spec['jitter'])
+    return m.assign(split=split_by_artist(m.artist, r.seed))  # as `prepare` will split it
+
+def _say_estimate(r, manifest, skip_baseline):
+    "Print the job's estimate (in the main process) if the images are known; say whether they were."
+    if manifest is None: return False
+    if _core().is_main_process(): print(estimate_line(job_estimate(r, manifest, skip_baseline)), flush=True)
+    return True
+
 @takes_data_options
 def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE_PRESET, else cpu; an existing run keeps its own)
              run:str='runs/demo', # run directory
@@ -271,10 +411,12 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE
     kw = train_options(ckpt_every, skip_bad_batches)
     start = time.time()
     with new_run_guard(run), _job(preset, run, seed, data, data_kw) as r:
+        said = _say_estimate(r, _planned_images(r, data, data_kw), skip_baseline)
         for s in PIPELINE:
-            try: run_stage(s, r, data, data_kw, skip_baseline, **kw)
+            try: out = run_stage(s, r, data, data_kw, skip_baseline, **kw)
             except StageUnavailable as e:
                 print(f"[{s}] skipped: {e}"); break
+            if s=='prepare' and not said: said = _say_estimate(r, out.manifest, skip_baseline)  # a collection's images are known now
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
     if STAGE_COST:  # what each stage cost in this process (a stage resumed or already done counts only what ran now)
         print('stages: ' + ', '.join(f"{k} {v['seconds']:.0f} s" + (f" {v['tflop']:.1f} TFLOP" if v['tflop'] else '') for k,v in STAGE_COST.items())

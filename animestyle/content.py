@@ -18,12 +18,12 @@ from fastai.learner import Learner, Metric
 from fastai.callback.core import Callback
 
 from .core import RunDir, atomic_write, default_device, get_preset, lab_to_rgb, load_checkpoint, load_model, rgb_to_lab, save_checkpoint, save_json, save_model, seed_everything
-from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state
+from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state, schedule_cbs
 from .layers import ContentDecoder, ContentEncoder, StyleEncoder, data_init
 from .core import accel_cbs, barrier, is_main_process, load_json, RunDataError
 from .training import opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
-from .style import load_style_encoder, nested_dropout_weights
+from .style import ResumedEarlyStopping, load_style_encoder, nested_dropout_weights
 
 # %% auto #0
 __all__ = ['sample_prefix_lengths', 'nested_dropout', 'ContentError', 'ContentVAE', 'style_stub', 'reconstruction_loss',
@@ -174,20 +174,27 @@ class LossPart(Metric):
     def name(self): return self.part
 
 # %% ../nbs/06_content.ipynb #2c59b49d
+def _losses(history): return [h['valid_loss'] for h in history if h.get('valid_loss') is not None]
+
 class ContentCheckpoint(Callback):
-    "After every epoch (and every N steps, through `StepResume`), save the VAE and its optimiser state to `path` (resumable)."
+    "After every epoch (and every N steps, through `StepResume`), save the VAE and its optimiser state to `path` (resumable); with `best_path`, the best epoch's weights too."
     order = 55  # after the Recorder (50) has logged the epoch
     def __init__(self, path, # the resume checkpoint
                  offset:int=0, # epochs done before this fit
                  history:list=None, # per-epoch records of those epochs
-                 meta:dict=None # settings to store with it
+                 meta:dict=None, # settings to store with it
+                 best_path=None # where the weights of the epoch with the lowest held-out loss go (None: not kept)
                 ):
         self.path,self.offset,self.history,self.meta = Path(path),offset,list(history or []),meta or {}
+        self.best_path = best_path and Path(best_path)
 
     def after_epoch(self):
         names = self.recorder.metric_names[1:-1]
         row = {n:(float(v) if v is not None else None) for n,v in zip(names, self.recorder.log[1:-1])}
-        row['epoch'] = self.offset+self.epoch; self.history.append(row)
+        row['epoch'] = self.offset+self.epoch
+        if self.best_path and row['valid_loss'] is not None and row['valid_loss']<min(_losses(self.history), default=math.inf):
+            save_checkpoint(self.best_path, self.learn.model.vae_state(), dict(self.meta, epoch=row['epoch'], valid_loss=row['valid_loss']))
+        self.history.append(row)
         self._save(row['epoch']+1, loop_snapshot(self.learn))
 
     def save_step(self, tensors, loop):
@@ -289,8 +296,14 @@ def frozen_style(run:RunDir # the run
     for q in S.parameters(): q.requires_grad_(False)
     return S.eval()
 
-def _settings(kl_weight, t, all_images, p):
-    return dict(kl_weight=float(kl_weight), t=float(t if t is not None else p.content_t), all_images=bool(all_images))
+def _settings(kl_weight, t, all_images, p, patience=None):
+    return dict(kl_weight=float(kl_weight), t=float(t if t is not None else p.content_t), all_images=bool(all_images),
+                **({} if patience is None else dict(patience=patience)))  # runs trained before early stopping have no patience
+
+def _waited(history):
+    "Epochs since the lowest held-out loss of `history`, and that loss (None before any epoch)."
+    ls = _losses(history)
+    return (len(ls)-1-int(np.argmin(ls)), min(ls)) if ls else (0, None)
 
 def train_content(run:RunDir, # the run: preset, data, style stage, and where to write
                   epochs:int=None, # epochs in total; default `preset.content_epochs`
@@ -303,24 +316,27 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
                   cbs:list=None, # extra fastai callbacks for the fit
                   device=None, # default `core.default_device()`
                   ckpt_every:int=None, # training steps between resume checkpoints; default `training.ckpt_every()`
-                  skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
+                  skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or inf instead of stopping
+                  patience:int=None # stop after this many epochs without a lower held-out loss and keep the best epoch (None: train every epoch)
                  ) -> ContentVAE:
-    "Train (or load, or resume) the content VAE of `run`; return it in evaluation mode."
+    "Train (or load, or resume) the content VAE of `run` at the preset's learning-rate schedule over `epochs`; return it in evaluation mode."
     from animestyle.data.loaders import prepare_data
     p = run.preset
     epochs = int(epochs or p.content_epochs)
     folder = run.stage('content')
-    final,ckpt = folder/'vae.safetensors',folder/'checkpoint.safetensors'
-    settings = _settings(kl_weight, t, all_images, p)
+    final,ckpt,best = folder/'vae.safetensors',folder/'checkpoint.safetensors',folder/'best.safetensors'
+    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience<1):
+        raise ValueError(f"patience must be a whole number of epochs, 1 or more (or None), got {patience!r}")
+    settings = _settings(kl_weight, t, all_images, p, patience)
     if force:
-        for f in (final, ckpt): f.unlink(missing_ok=True)
-    for f in (final, ckpt):
+        for f in (final, ckpt, best): f.unlink(missing_ok=True)
+    for f in (final, ckpt, best):
         if f.exists() and (s:=load_checkpoint(f)[1].get('settings'))!=settings:
             raise ContentError(f"{f} was trained with {s}, not {settings}: pass force=True to train again")
     style = style if style is not None else frozen_style(run)
     if final.exists():
         tensors,meta = load_checkpoint(final)
-        if meta['epochs_done']>=epochs:
+        if meta['epochs_done']>=epochs or meta.get('stopped_early'):
             vae = ContentVAE(p, style, t=settings['t']).load_vae_state(tensors)
             return vae.to(device or default_device()).eval()
     cache = cache if cache is not None else prepare_data(run)
@@ -334,15 +350,23 @@ def train_content(run:RunDir, # the run: preset, data, style stage, and where to
         done,history = meta['epochs_done'],meta['history']
         resume = loop_state(tensors, meta)  # where in the epoch it stopped, with every random state
     seed_everything(run.seed+done)
-    if done<epochs:
-        saver = ContentCheckpoint(ckpt, done, history, dict(settings=settings, preset=p.name))
+    waited,lowest = _waited(history)
+    if done<epochs and not (patience and waited>=patience):
+        saver = ContentCheckpoint(ckpt, done, history, dict(settings=settings, preset=p.name), best if patience else None)
         own = [saver, SaveReconstructions(heldout_images(cache, device=learn.dls.device), folder/'recon', done),
                StepResume(saver.save_step, ckpt_every, resume, done, 'content'), DivergenceGuard('content', skip_bad_batches, keep=ckpt)]
-        distributed_fit(learn, epochs-done, p.content_lr, wd=0., cbs=own+list(cbs or []), reset_opt=done==0 and resume is None)
+        if patience: own.append(ResumedEarlyStopping(monitor='valid_loss', comp=np.less, patience=patience, best=lowest, wait=waited))
+        sched = schedule_cbs(p.content_sched, p.content_lr, epochs, done)  # planned over all `epochs`: a resumed run continues it
+        distributed_fit(learn, epochs-done, p.content_lr, wd=0., cbs=own+sched+list(cbs or []), reset_opt=done==0 and resume is None)
         history = saver.history
-    n_done = max(done, epochs)
+    stopped = bool(patience) and len(history)<epochs
+    if patience:
+        barrier()  # the main process has written the best epoch
+        if best.exists(): learn.model.load_vae_state(load_checkpoint(best)[0])
+    n_done = len(history) if stopped else max(done, epochs)
     save_model(learn.model.enc, folder/'encoder.safetensors', dict(settings=settings, epochs_done=n_done))
-    save_checkpoint(final, learn.model.vae_state(), dict(settings=settings, preset=p.name, epochs_done=n_done, history=history))
+    save_checkpoint(final, learn.model.vae_state(), dict(settings=settings, preset=p.name, epochs_done=n_done, history=history,
+                                                         **(dict(stopped_early=stopped, best_epoch=len(history)-1-_waited(history)[0]) if patience else {})))
     barrier()  # in a data-parallel job, the other ranks read these files only once the main process has written them
     return learn.model.eval()
 

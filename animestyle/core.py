@@ -25,14 +25,14 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
     from fastai.torch_core import find_bs
 
 # %% auto #0
-__all__ = ['PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'WATCHDOG_ENV', 'LAB_SCALE', 'STAGES', 'ADDED_KEYS',
-           'RETIRED_KEYS', 'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path', 'list_presets',
-           'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
-           'align_opt_state', 'OptLayout', 'FlopMeter', 'flop_summary', 'StageETA', 'Watchdog', 'accel_cbs',
-           'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError', 'WriteError',
-           'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint',
-           'load_checkpoint', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root', 'notebook_run',
-           'run_lock']
+__all__ = ['SCHEDULES', 'PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'WATCHDOG_ENV', 'LAB_SCALE', 'STAGES',
+           'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path',
+           'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
+           'align_opt_state', 'OptLayout', 'flop_counter', 'FlopMeter', 'flop_summary', 'StageETA', 'Watchdog',
+           'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
+           'WriteError', 'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint',
+           'load_checkpoint', 'checkpoint_meta', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
+           'notebook_run', 'run_lock']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -75,10 +75,12 @@ class Preset:
     style_bs:int         # its batch size
     style_t:float        # its nested dropout t
     style_flip:bool      # mirror half of each training batch (style does not depend on left and right)
+    style_sched:str      # its learning-rate schedule over the epoch bound: 'constant' (Table 2), 'one_cycle' or 'flat_cos' (fastai's)
     content_opt:str      # optimiser of the content VAE
     content_lr:float     # its learning rate
     content_bs:int       # its batch size
     content_t:float      # its nested dropout t
+    content_sched:str    # its learning-rate schedule, as `style_sched`
     gan_opt:str          # optimiser of the GAN
     gan_lr:float         # its learning rate
     gan_bs:int           # its batch size
@@ -98,8 +100,9 @@ class Preset:
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
 _MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping', 'gan_artist')
+SCHEDULES = ('constant', 'one_cycle', 'flat_cos')  # learning-rate schedules: `training.schedule_cbs`
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn_deep'),
-                gan_disc=('consortium', 'projection'))
+                gan_disc=('consortium', 'projection'), style_sched=SCHEDULES, content_sched=SCHEDULES)
 
 def _tname(f): return f.type if isinstance(f.type, str) else f.type.__name__
 
@@ -294,6 +297,12 @@ class _Unattributed:
     def __enter__(self): return self
     def __exit__(self, *a): pass
 
+def flop_counter():
+    "A `torch.utils.flop_counter.FlopCounterMode` that counts the total only, without the module tracker whose hooks break `autograd.grad`."
+    from torch.utils.flop_counter import FlopCounterMode
+    mode = FlopCounterMode(display=False); mode.mod_tracker = _Unattributed()
+    return mode
+
 class FlopMeter(Callback):
     "Counts the FLOPs of a fit's first `n` training steps (forward, loss, backward: `torch.utils.flop_counter.FlopCounterMode`) and the images of all its steps; appends `dict(model, gflop_per_image, images)` to `FLOP_LOG` after the fit."
     order = -20  # opens before every other callback of a step
@@ -302,8 +311,7 @@ class FlopMeter(Callback):
     def before_fit(self): self.flops,self.counted,self.images,self.steps = 0,0,0,0
     def before_batch(self):
         if self.training and self.steps<self.n:
-            from torch.utils.flop_counter import FlopCounterMode
-            self.mode = FlopCounterMode(display=False); self.mode.mod_tracker = _Unattributed(); self.mode.__enter__()
+            self.mode = flop_counter(); self.mode.__enter__()
     def _close(self, counted):
         if self.mode is None: return
         self.mode.__exit__(None, None, None)
@@ -553,6 +561,15 @@ def load_checkpoint(path, # the .safetensors file
         raise CheckpointError(f"{path} does not match: unexpected {extra[:3]}, missing {missing[:3]}")
     return tensors, json.loads(header.get(_META_KEY, '{}'))
 
+def checkpoint_meta(path # a .safetensors file
+                   ) -> dict:
+    "The metadata of a checkpoint, read from its header alone: no tensor is loaded or checked (`load_checkpoint` does both)."
+    _sniff(path)
+    from safetensors import safe_open
+    try:
+        with safe_open(str(path), 'pt') as f: return json.loads((f.metadata() or {}).get(_META_KEY, '{}'))
+    except (SafetensorError, OSError, ValueError) as e: raise CheckpointError(f"{path} is damaged: {str(e).splitlines()[0]}") from None
+
 # %% ../nbs/00_core.ipynb #2fd5cc60
 def save_model(model:torch.nn.Module, path, meta:dict=None) -> Path:
     "Save `model`'s state dict and `meta` to `path`."
@@ -570,7 +587,7 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., gan_artist_patch=False)
+ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., gan_artist_patch=False, style_sched='constant', content_sched='constant')
 # preset keys measured and retired (the GAN search notebook), with the only value the code still does: a run that
 # recorded another value is refused; one that recorded this value opens
 RETIRED_KEYS = dict(gan_content_swap=0., gan_mbstd=False, gan_augment=False, gan_match=0., gan_proj_levels=1, gan_proj_hidden=0,

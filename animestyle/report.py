@@ -150,8 +150,8 @@ def figure_texture(ss:StyleSpace, # the trained networks
     said = _judged(ss, ims).artist_id.to_numpy()
     labels = [f'artist {cc.artists[c]}\njudge: {"yes" if said[j]==cc.artists[c] else "no"}' for j,c in enumerate(cols)]
     real = _rgb(np.asarray(ss.cache.images[[cc.artist_image[c] for c in cols]]))
-    fig = image_grid(torch.cat([real, ims.cpu()]), 2, ['real image', 'G'], labels,
-                     "Fine texture: one character, the most different hands")
+    fig = image_grid(torch.cat([real, ims.cpu()]), 2, ['real image', 'G'], labels)
+    fig.suptitle("Fine texture: one character, the most different hands", fontsize=9, y=1.1)  # above the two-line labels of a two-row grid
     return _save(fig, ss, path, 'figure_texture.png')
 
 # %% ../nbs/08a_report.ipynb #c2453db8

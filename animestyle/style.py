@@ -19,7 +19,7 @@ from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.tracker import EarlyStoppingCallback
 
 from .core import Preset, RunDir, RunDataError, default_device, get_preset, load_checkpoint, load_json, load_model, save_checkpoint, save_json, save_model, seed_everything, notebook_run
-from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state
+from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state, schedule_cbs
 from .core import accel_cbs, barrier, is_main_process
 from .training import opt_func, opt_state, load_opt_state
 from .distributed import distributed_fit
@@ -335,9 +335,10 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
               force:bool=False, # retrain even if the run holds a finished model
               name:str=None, # file stem under run.style; default from method and nested
               ckpt_every:int=None, # training steps between resume checkpoints; default `training.ckpt_every()`
-              skip_bad_batches:bool=False # skip a batch whose loss or gradient is NaN or inf instead of stopping
+              skip_bad_batches:bool=False, # skip a batch whose loss or gradient is NaN or inf instead of stopping
+              cbs:list=None # extra fastai callbacks for the fit
              ) -> tuple:
-    "Train (or load, or resume) one style model; return `(model, history)`."
+    "Train (or load, or resume) one style model, at the preset's learning-rate schedule over `epochs`; return `(model, history)`."
     from animestyle.data.loaders import prepare_data
     p = run.preset
     name = name or _variant(method, nested)
@@ -365,7 +366,8 @@ def fit_style(run:RunDir, # the run: preset, data, and where to write
         stop = ResumedEarlyStopping(monitor=monitor, comp=np.greater, min_delta=1e-3, patience=patience,
                                     best=ckpt.best if start else None, wait=start-1-ckpt.best_epoch if start else 0)
         guards = [StepResume(ckpt.save_step, ckpt_every, resume, start, 'style'), DivergenceGuard('style', skip_bad_batches, keep=last)]
-        distributed_fit(learn, epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards], reset_opt=start==0 and resume is None)
+        sched = schedule_cbs(p.style_sched, p.style_lr, epochs, start)  # planned over the epoch bound: a resumed run continues it
+        distributed_fit(learn, epochs-start, p.style_lr, wd=0., cbs=[ckpt, stop, *guards, *sched, *(cbs or [])], reset_opt=start==0 and resume is None)
     else: load_model(learn.model, best)
     meta = dict(method=method, nested=nested, preset=p.name, finished=True, history=ckpt.history,
                 best=ckpt.best, best_epoch=ckpt.best_epoch, epochs_run=len(ckpt.history))

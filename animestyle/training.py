@@ -19,7 +19,8 @@ from .core import CheckpointError, PresetError, align_opt_state
 
 # %% auto #0
 __all__ = ['CKPT_ENV', 'DEFAULT_CKPT_EVERY', 'OPTIMISERS', 'OPT_DEFAULTS', 'ckpt_every', 'DivergenceError', 'DivergenceGuard',
-           'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state']
+           'loop_state', 'loop_snapshot', 'StepResume', 'opt_func', 'opt_state', 'load_opt_state', 'PlannedSchedule',
+           'schedule_cbs']
 
 # %% ../nbs/00a_training.ipynb #fe2309d2
 CKPT_ENV = 'ANIMESTYLE_CKPT_EVERY'
@@ -207,7 +208,10 @@ class StepResume(Callback):
         self.first = False
 
     def before_batch(self):
-        if self.training: self.batch_now = self.done
+        if not self.training: return
+        self.batch_now = self.done
+        # where the fit is, for a schedule: fastai's count misses the batches skipped on a resume
+        self.learn.pct_train = (self.epoch + self.done/self.n_batches)/self.n_epoch
 
     def after_batch(self):
         if not self.training: return
@@ -308,3 +312,32 @@ def load_opt_state(opt, # an `OptimWrapper` over the same parameters
     groups = [{**g, **{k:cur[k] for k in _KERNEL_FLAGS if k in cur}} for g,cur in zip(meta[prefix], opt.opt.param_groups)]
     opt.opt.load_state_dict(dict(state=state, param_groups=groups))
     align_opt_state(opt)  # the parameters may be channels_last already
+
+# %% ../nbs/00a_training.ipynb #4df028e1
+from fastai.callback.schedule import ParamScheduler, combined_cos
+from .core import SCHEDULES
+
+class PlannedSchedule(ParamScheduler):
+    "fastai's `ParamScheduler` over a plan of `total` epochs, of which this fit runs those from `start` on: a resumed fit continues the schedule."
+    def __init__(self, scheds:dict, # hyper-parameter -> function of the position in the plan, 0 to 1
+                 total:int, # epochs of the whole plan
+                 start:int=0): # epochs of it done before this fit
+        super().__init__(scheds); self.total,self.start = total,start
+    def before_fit(self):
+        if not self.opt.hypers[0].get('mom'): self.scheds = {k:f for k,f in self.scheds.items() if k!='mom'}  # no momentum: none is added
+        super().before_fit()
+    def before_batch(self): self._update_val((self.start + self.pct_train*self.n_epoch)/self.total)
+
+def schedule_cbs(name:str, # 'constant', 'one_cycle' or 'flat_cos'
+                 lr:float, # the preset's rate: one_cycle's peak, flat_cos's plateau
+                 epochs:int, # epochs of the whole plan (the stage's epoch bound)
+                 start:int=0, # epochs done before this fit
+                 moms:tuple=(0.95, 0.85, 0.95) # one_cycle's momentum (fastai's), for an optimiser that has one
+                ) -> list:
+    "The callbacks that give a fit of epochs `start` to `epochs` fastai's schedule `name` (`fit_one_cycle`, `fit_flat_cos`, their defaults); none for 'constant'."
+    if name not in SCHEDULES: raise PresetError(f"unknown learning-rate schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+    if not 0<=start<=epochs: raise ValueError(f"a fit from epoch {start} is not inside a plan of {epochs} epochs")
+    if name=='constant': return []
+    if name=='one_cycle': scheds = {'lr':combined_cos(0.25, lr/25, lr, lr/1e5), 'mom':combined_cos(0.25, *moms)}
+    else: scheds = {'lr':combined_cos(0.75, lr, lr, lr/1e5)}
+    return [PlannedSchedule(scheds, epochs, start)]

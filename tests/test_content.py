@@ -158,3 +158,51 @@ def test_mlp_probe_reads_a_factor_stored_nonlinearly():
     lin, mlp = probe(Xtr, ytr, Xte, yte), probe(Xtr, ytr, Xte, yte, kind='mlp')
     assert lin['score'] < lin['chance'] + 0.1 and mlp['score'] > 0.9, (lin, mlp)
     with pytest.raises(ValueError, match="probe kind"): probe(Xtr, ytr, Xte, yte, kind='forest')
+
+
+class HeldOutOffset(Callback):
+    "Add `offsets[epoch]` to every held-out batch's loss: a scripted held-out curve for the early stopping to read."
+    order = 49  # before the Recorder (50) averages it
+    def __init__(self, offsets): self.offsets = offsets
+    def after_loss(self):
+        if not self.training: self.learn.loss = self.learn.loss + self.offsets.get(self.learn.content_checkpoint.offset+self.epoch, 0.)
+
+
+class Snapshot(Callback):
+    "The VAE's tensors after each epoch of the fit."
+    order = 99
+    def __init__(self): self.states = {}
+    def after_epoch(self): self.states[self.learn.content_checkpoint.offset+self.epoch] = {k: v.clone() for k, v in self.learn.model.vae_state().items()}
+
+
+def test_early_stopping_keeps_the_best_epoch_across_a_resume(tmp_path):
+    "patience=2: killed after epoch 3, the rerun stops after epoch 4 (two epochs above epoch 2's held-out loss) and keeps epoch 2's weights."
+    run, style = RunDir(tmp_path/'run', P), style_stub(P)
+    prepare_data(run, workers=1)
+    offsets = {1: -1e4, 2: 1e4, 3: 1e4, 4: 1e4, 5: 1e4}  # the held-out loss is lowest, by far, after epoch index 1
+    snap = Snapshot()
+    with pytest.raises(Crash): train_content(run, epochs=6, style=style, patience=2, cbs=[HeldOutOffset(offsets), snap, CrashAfter(3)])
+    train_content(run, epochs=6, style=style, patience=2, cbs=[HeldOutOffset(offsets)])
+    t, meta = load_checkpoint(run.content/'vae.safetensors')
+    assert [h['epoch'] for h in meta['history']] == [0, 1, 2, 3]  # epochs 2 and 3 did not improve on 1: no epoch 4
+    assert meta['stopped_early'] and meta['best_epoch'] == 1 and meta['epochs_done'] == 4
+    assert all(torch.equal(t[k], snap.states[1][k]) for k in t)  # the best epoch's weights, not the last one's
+    last = {k[6:]: v for k, v in load_checkpoint(run.content/'checkpoint.safetensors')[0].items() if k.startswith('model.')}
+    assert not all(torch.equal(t[k], last[k]) for k in t)
+    enc = load_content_encoder(run)
+    assert all(torch.equal(v, t[f'enc.{k}']) for k, v in enc.state_dict().items())
+    mtime = (run.content/'vae.safetensors').stat().st_mtime_ns
+    train_content(run, epochs=6, style=style, patience=2)  # stopped early is finished: loaded, not trained on
+    assert (run.content/'vae.safetensors').stat().st_mtime_ns == mtime
+    with pytest.raises(ContentError, match='force=True'): train_content(run, epochs=6, style=style)  # trained with patience
+    with pytest.raises(ValueError, match='patience must be a whole number'): train_content(run, style=style, patience=0)
+
+
+def test_without_patience_every_epoch_runs_and_the_last_is_kept(tmp_path):
+    run, style = RunDir(tmp_path/'run', P), style_stub(P)
+    prepare_data(run, workers=1)
+    snap = Snapshot()
+    train_content(run, epochs=3, style=style, cbs=[HeldOutOffset({1: -1e4, 2: 1e4}), snap])
+    t, meta = load_checkpoint(run.content/'vae.safetensors')
+    assert len(meta['history']) == 3 and 'stopped_early' not in meta and 'patience' not in meta['settings']
+    assert all(torch.equal(t[k], snap.states[2][k]) for k in t)
