@@ -17,7 +17,6 @@ is the last commit that can train them. Tables and curves: `animestyle.ablation`
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
 
-import torch
 from animestyle.core import RunDir, FLOP_LOG
 from animestyle.gan_train import train_gan
 
@@ -69,30 +68,10 @@ def variant_run(src:RunDir, name:str, over:dict) -> RunDir:
 
 
 def step_gflop(run:RunDir) -> float:
-    "GFLOP per training image of `run`'s GAN, counted by `FlopCounterMode` on one D step without R1, one with it and one G step, weighted as training draws them (R1 on one D step in `R1_EVERY`)."
-    from torch.utils.flop_counter import FlopCounterMode
-    from animestyle.core import _Unattributed
-    from animestyle.data.loaders import prepare_data
-    from animestyle.gan import CondGANLoss, R1_EVERY
-    from animestyle.gan_train import build_gan
-    p, cache = run.preset, prepare_data(run)
-    gan = build_gan(run, cache, 'cpu')[0].train()
-    loss = CondGANLoss.from_preset(gan, p)
-    i = torch.arange(p.gan_bs)
-    real = torch.from_numpy(cache.images[i.numpy()]).permute(0, 3, 1, 2).float()
-    from animestyle.core import rgb_to_lab
-    real, y_real = rgb_to_lab(real/255), torch.as_tensor(cache.manifest.artist_id.values[i.numpy()])
-    def count(gen, r1):
-        m = FlopCounterMode(display=False); m.mod_tracker = _Unattributed()
-        with m:
-            gan.switch(gen); gan.r1_every = 1 if r1 else 0
-            z, y = gan.sample(p.gan_bs, artists=True)
-            pred = gan(z) if gen else gan(real, z)
-            loss(pred, z, y, y_real).backward()
-        return m.get_total_flops()
-    d, d_r1, g = count(False, False), count(False, True), count(True, False)
-    r1 = 1/R1_EVERY if p.gan_r1 > 0 else 0.
-    return ((1-r1)*d + r1*d_r1 + g)/(2*p.gan_bs)/1e9
+    "GFLOP per training image of `run`'s GAN: `cli.step_gflop`'s count (a D step, with R1 at its rate, and a G step, as the trainer takes them), with the run's artists."
+    from animestyle.cli import step_gflop as count
+    from animestyle.data.loaders import ImageCache
+    return count(run.preset, n_artists=len(ImageCache(run.data).artists))['gan']
 
 
 def main():
