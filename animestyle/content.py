@@ -511,7 +511,8 @@ def separation_probes(vae:ContentVAE, # the trained model
             r[f'from_{k}'] = res['score']; r['chance'] = res['chance']
         if r['kind']=='content': r['from_content_mlp'] = probe(*codes['content'][0:1], yt, codes['content'][1], ye, categorical=cat, kind='mlp')['score']
         rows.append(r)
-    return artist, pd.DataFrame(rows).set_index('factor')
+    cols = ['factor', 'kind', 'metric', 'from_content', 'chance', 'from_style', 'from_content_mlp']  # a collection without ground-truth factors: no rows
+    return artist, pd.DataFrame(rows, columns=cols).set_index('factor')
 
 # %% ../nbs/06_content.ipynb #baf69e74
 def evaluate_content(run:RunDir, # a run with a trained content stage
