@@ -12,6 +12,7 @@ import argparse, dataclasses, json, shutil, time
 from pathlib import Path
 
 from animestyle.core import RunDir, FLOP_LOG, flop_summary, seed_everything
+from gan_ablation import _link_tree  # the same hard-linked copy of a run's images
 
 # variant -> preset overrides; 'constant' is the preset as it stands
 VARIANTS = {
@@ -22,14 +23,6 @@ VARIANTS = {
     'flat_cos_12': dict(style_sched='flat_cos', style_epochs=12, content_sched='flat_cos', content_epochs=6),
     'constant_12': dict(style_epochs=12, content_epochs=6),
 }
-
-
-def _link_tree(src, dst):
-    import os
-    def link(s, d):
-        try: os.link(s, d)
-        except OSError: shutil.copy2(s, d)
-    shutil.copytree(src, dst, copy_function=link)
 
 
 def variant_run(src:RunDir, name:str, over:dict, stage:str, seed:int) -> RunDir:
