@@ -257,8 +257,9 @@ def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run'
     return m
 
 # %% ../nbs/10_cli.ipynb #3052933b
-# the fraction of a matmul's speed each stage's training steps reached on a CPU (benchmarks/results/cpu_roofline.json)
-CPU_EFFICIENCY = dict(style=0.37, content=0.41, judge=0.42, gan=0.39)
+# the fraction of a matmul's speed each stage's training steps reached on a CPU (benchmarks/results/cpu_roofline.json;
+# the GAN's in channels_last, the median of its three fits in results/cpu_roofline_layouts.json)
+CPU_EFFICIENCY = dict(style=0.37, content=0.41, judge=0.42, gan=0.44)
 
 def _flops(step):
     "FLOPs of `step()`, as `core.flop_counter` counts them."

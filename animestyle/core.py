@@ -285,9 +285,10 @@ def align_opt_state(opt # an `OptimWrapper` or a torch optimiser (None: nothing 
             if torch.is_tensor(v) and v.shape==p.shape and v.stride()!=p.stride(): st[k] = torch.empty_like(p, dtype=v.dtype).copy_(v)
 
 class OptLayout(Callback):
-    "After fastai's `ChannelsLast` (order -1) has moved the parameters to channels_last, the optimiser state a resumed run loaded follows them."
+    "After fastai's `ChannelsLast` (order -1) has moved the parameters to channels_last, the optimiser state a resumed run loaded follows them: the Learner's, and G's and D's that `GANTrainer` keeps."
     order = 0
-    def before_fit(self): align_opt_state(self.learn.opt)
+    def before_fit(self):
+        for o in [self.learn.opt] + [getattr(cb, k, None) for cb in self.learn.cbs for k in ('opt_g', 'opt_d')]: align_opt_state(o)
 
 FLOP_LOG = []  # one record per fit of a Learner in this process, written by `FlopMeter`
 
@@ -370,7 +371,7 @@ class Watchdog(Callback):
                 os._exit(4)
 
 def accel_cbs(device=None, # the device the Learner trains on
-              channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: no)
+              channels_last:bool=True # add fastai's `ChannelsLast` (the encoders: yes; the GAN: on a CPU only)
              ) -> list:
     "fastai callbacks for fast training: on CUDA bf16 `MixedPrecision` (and `ChannelsLast`) with the loss kept on the device; on a CPU with native bf16, `CPUMixedPrecision` (and `ChannelsLast`); none elsewhere."
     device = torch.device(device or default_device())

@@ -114,12 +114,14 @@ def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
                 preset:Preset=None, # optimiser, lr, λ, R1, EMA decay; default the module's preset
                 lr:float=None, # learning rate; default `preset.gan_lr`
                 n_crit:int=1, # D steps per G step
-                cbs:list=None # more callbacks
+                cbs:list=None, # more callbacks
+                channels_last:bool=None # train in channels_last where bf16 autocast runs (`core.accel_cbs`); default: on a CPU yes, on CUDA no
                ) -> Learner:
     "A fastai `Learner` that trains `gan` by alternating `n_crit` D steps and one G step."
     p = preset or gan.preset
+    if channels_last is None: channels_last = torch.device(dls.device or default_device()).type=='cpu'  # a step 0.87 x as long on a bf16 CPU, slower on a GPU at batch 8 (BENCHMARKS.md)
     learn = Learner(dls, gan, loss_func=CondGANLoss.from_preset(gan, p), opt_func=gan_opt_func(p), lr=lr or p.gan_lr,
-                    cbs=[GANTrainer(ema_decay=p.gan_ema), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=False)] + list(cbs or []),
+                    cbs=[GANTrainer(ema_decay=p.gan_ema), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=channels_last)] + list(cbs or []),
                     metrics=gan_metrics(gan.has_artist_head))
     learn.recorder.train_metrics,learn.recorder.valid_metrics = True,False
     return learn

@@ -30,7 +30,7 @@ def main(B=32):
         for bf in (False, True):
             torch.manual_seed(0)
             mf = torch.channels_last if cl else torch.contiguous_format
-            G, D, S = (m.to(memory_format=mf) for m in (build_generator(p), build_critic(p), StyleEncoder(p)))
+            G, D, S = (m.to(memory_format=mf) for m in (build_generator(p), build_critic(p, p.synth_artists), StyleEncoder(p)))
             z, x = torch.randn(B, p.code_dim), torch.randn(B, 3, p.image_size, p.image_size).to(memory_format=mf)
             ctx = (lambda: torch.autocast('cpu', dtype=torch.bfloat16)) if bf else contextlib.nullcontext
             def g():

@@ -71,16 +71,19 @@ def content_step(p, cl, comp):
 def gan_step(p, cl, comp):
     "One D step and one G step."
     conds = StyleCondition(StyleCode(p, p.synth_artists)), ContentCondition(ContentEncoder(p), p.d_content)
-    gan = CondGAN.from_preset(build_generator(p), build_critic(p), *conds, p).train()
+    gan = CondGAN.from_preset(build_generator(p), build_critic(p, p.synth_artists), *conds, p).train()
     gan.r1_every = 0
+    if p.gan_style_prior == 'data':  # codes drawn from a bank, each with its artist (for D's artist head)
+        gan.style_bank, gan.artist_bank = torch.randn(p.synth_artists, p.d_style), torch.arange(p.synth_artists)
     loss_func = CondGANLoss.from_preset(gan, p)
     x = prepare([gan.generator, gan.critic, gan.style, gan.content], torch.randn(p.gan_bs, 3, p.image_size, p.image_size), cl, comp)
     if cl and gan.generator_ema is not None: gan.generator_ema.to(memory_format=torch.channels_last)
+    y = torch.randint(p.synth_artists, (p.gan_bs,))  # the real images' artists
     opt_d, opt_g = (gan_opt_func(p)(list(m.parameters()), lr=p.gan_lr) for m in (gan.critic, gan.generator))
     def half(gen, opt):
         gan.switch(gen); gan.generator.requires_grad_(gen); gan.critic.requires_grad_(not gen)  # as GANTrainer switches
-        z = gan.sample(p.gan_bs)
-        with autocast('cpu'): loss = loss_func(gan(z) if gen else gan(x, z), z)
+        z, y_fake = gan.sample(p.gan_bs, artists=True)
+        with autocast('cpu'): loss = loss_func(gan(z) if gen else gan(x, z), z, y_fake, y)
         loss.backward(); opt.step(); opt.zero_grad()
     def step():
         half(False, opt_d); half(True, opt_g)

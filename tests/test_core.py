@@ -116,6 +116,23 @@ def test_resumed_optimiser_state_follows_channels_last_parameters():
     assert torch.equal(st['exp_avg'], ref['exp_avg']) and torch.equal(st['exp_avg_sq'], ref['exp_avg_sq'])  # same values
 
 
+def test_layout_callback_aligns_the_optimisers_the_gan_trainer_keeps():
+    "The GAN trains channels_last on a bf16 CPU: a resumed run's G and D moments, held by GANTrainer rather than the Learner, follow their parameters."
+    import torch
+    from types import SimpleNamespace
+    from animestyle.core import OptLayout
+    from animestyle.gan_train import GANTrainer
+    g, d = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(3, 4, 3)
+    tr = GANTrainer()
+    tr.opt_g, tr.opt_d = (torch.optim.Adam(m.parameters(), fused=True) for m in (g, d))
+    for m, o in ((g, tr.opt_g), (d, tr.opt_d)): m(torch.randn(2, 3, 8, 8)).sum().backward(); o.step()
+    for m in (g, d): m.to(memory_format=torch.channels_last)
+    assert tr.opt_d.state[d.weight]['exp_avg'].stride() != d.weight.stride()
+    cb = OptLayout(); cb.learn = SimpleNamespace(opt=tr.opt_d, cbs=[tr, cb])
+    cb.before_fit()
+    assert all(o.state[m.weight][k].stride() == m.weight.stride() for m, o in ((g, tr.opt_g), (d, tr.opt_d)) for k in ('exp_avg', 'exp_avg_sq'))
+
+
 def test_a_run_written_before_the_newer_gan_keys_still_opens(tmp_path):
     "A config.json without a GAN key added later opens with the value that does what the run did (not today's preset value); any other missing key is refused."
     import json
