@@ -288,19 +288,22 @@ def step_gflop(preset, # the networks' sizes
         m = build(lambda: StyleModel(p, torch.ones(n), method))
         out[k] = _flops(lambda: m.loss(m(x), y).backward())
     vae = build(lambda: ContentVAE(p, style_stub(p)))
-    out['content'] = _flops(lambda: ContentVAELoss()(vae(x), x).backward())
+    vae.style_codes = torch.zeros(bs, p.d_style, device=meta)  # `content_learner` reads the style codes once
+    out['content'] = _flops(lambda: ContentVAELoss()(vae(x, rows=torch.arange(bs, device=meta)), x).backward())
     judge = build(lambda: Judge(heads))
     out['judge'] = _flops(lambda: JudgeLoss(heads, judge.y_mean, judge.y_std)(judge(x), torch.zeros(bs, len(heads), device=meta)).backward())
     conds = StyleCondition(StyleCode(p, n)).to(meta),ContentCondition(ContentEncoder(p), p.d_content).to(meta)  # they check values: built on the CPU
     gan = CondGAN.from_preset(build(lambda: build_generator(p)), build(lambda: build_critic(p, n)), *conds, p).train()
     if p.gan_style_prior=='data': gan.style_bank,gan.artist_bank = torch.zeros(n, p.d_style),torch.arange(n)  # D's artist head asks for an artist per code
+    if gan.conditional: gan.real_codes = torch.zeros(bs, p.d_style+p.d_content, device=meta)  # `train_gan` reads the real images' codes once
+    rows = (torch.arange(bs, device=meta),) if gan.conditional else ()
     loss = CondGANLoss.from_preset(gan, p)
     def gan_step(gen, r1=0):
         "A G or D step as `GANTrainer` takes it; `r1`: whether a D step draws R1."
         gan.switch(gen); gan.generator.requires_grad_(gen); gan.critic.requires_grad_(not gen)
         (z,y_fake),every = gan.sample(bs, artists=True),gan.r1_every
         gan.r1_every = r1
-        try: loss(gan(z) if gen else gan(x, z), z, y_fake, y).backward()
+        try: loss(gan(z) if gen else gan(x, z, *rows), z, y_fake, y).backward()
         finally: gan.r1_every = every
     d,g = _flops(lambda: gan_step(False)),_flops(lambda: gan_step(True))
     if gan.r1_every: d += (_flops(lambda: gan_step(False, 1))-d)/gan.r1_every  # R1 on one D step in r1_every

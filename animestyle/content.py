@@ -73,6 +73,7 @@ class ContentVAE(nn.Module):
         self.dec = ContentDecoder(preset, n_in=self.n_style+self.D)
         self.style = style.eval()
         for q in self.style.parameters(): q.requires_grad_(False)
+        self.style_codes = None  # (n, n_style): the style codes of a collection's images by row, once `cache_style` has read them
 
     def train(self, mode:bool=True):
         "Train Enc and Dec; the style network always stays in evaluation mode."
@@ -83,6 +84,11 @@ class ContentVAE(nn.Module):
         "The frozen style code of Lab images `x`."
         with torch.no_grad(): return self.style(x).float()
 
+    def cache_style(self, batches # Lab image batches of a collection, in the order of its rows
+                   ):
+        "Read the style code of every image once: a step given the rows of its images looks them up instead of running S."
+        self.style_codes = torch.cat([self.style_code(x) for x in batches])
+
     def decode(self, s:torch.Tensor, # (B, n_style) style codes
                z:torch.Tensor # (B, D) content codes (already truncated)
               ) -> torch.Tensor:
@@ -91,13 +97,14 @@ class ContentVAE(nn.Module):
 
     def forward(self, x:torch.Tensor, # (B,3,S,S) Lab images
                 d=None, # prefix lengths to keep; default: sampled (training) or all D (evaluation)
-                s:torch.Tensor=None # style codes; default `self.style_code(x)`
+                s:torch.Tensor=None, # style codes; default: looked up by `rows` when cached, else `self.style_code(x)`
+                rows:torch.Tensor=None # the images' rows of the collection (`cache_style`)
                ):
         mu,logvar = self.enc(x)
         z = mu + torch.randn_like(mu)*(0.5*logvar).exp() if self.training else mu
         if d is None and self.training: d = sample_prefix_lengths(len(x), self.D, self.t, device=x.device)
         if d is not None: z = nested_dropout(z, d)
-        s = self.style_code(x) if s is None else s
+        if s is None: s = self.style_codes[rows] if rows is not None and self.style_codes is not None else self.style_code(x)
         return self.decode(s, z), mu, logvar
 
     def vae_state(self) -> dict:
@@ -158,16 +165,19 @@ class ContentVAELoss:
 
 # %% ../nbs/06_content.ipynb #01a3e558
 class TargetIsInput(Callback):
-    "An autoencoder's target is its input: replace the batch's target by the images."
+    "An autoencoder's target is its input: replace the batch's target by the images (and hand their rows, when the loader gives them, to the model)."
     order = 1
-    def before_batch(self): self.learn.yb = (self.x,)
+    def before_batch(self):
+        x = self.xb[0]
+        if len(self.yb)>1: self.learn.xb = (x, None, None, self.yb[1])  # `ContentVAE(x, rows=...)` looks the style codes up
+        self.learn.yb = (x,)
 
 class LossPart(Metric):
     "The mean of one part (`rec` or `kl`) of `ContentVAELoss` over the validation set."
     def __init__(self, part:str): self.part = part
     def reset(self): self.total,self.count = 0.,0
     def accumulate(self, learn):
-        bs = len(learn.x); self.total += float(learn.loss_func.parts[self.part])*bs; self.count += bs
+        bs = len(learn.xb[0]); self.total += float(learn.loss_func.parts[self.part])*bs; self.count += bs
     @property
     def value(self): return self.total/max(self.count, 1)
     @property
@@ -278,8 +288,10 @@ def content_learner(run:RunDir, # the run: preset, data
     "A fastai `Learner` for the content VAE with the preset's optimiser, rate and batch size."
     from animestyle.data.loaders import all_dls, style_dls
     p = run.preset
-    dls = (all_dls if all_images else style_dls)(cache, p.content_bs, device=device)
+    dls = (all_dls if all_images else style_dls)(cache, p.content_bs, device=device, with_rows=True)
     model = ContentVAE(p, style, t=t).to(dls.device)
+    model.cache_style(rgb_to_lab(torch.from_numpy(np.array(cache.images[i:i+256])).permute(0,3,1,2).to(dls.device))
+                      for i in range(0, len(cache), 256))  # S reads each image once, not at every step
     if init:
         x = dls.train.one_batch()[0]
         data_init(model.enc, x)

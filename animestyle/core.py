@@ -26,13 +26,13 @@ with warnings.catch_warnings():  # fastai's import trips torch's deprecation of 
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'PRESET_ENV', 'DEFAULT_PRESET', 'CPU_BF16_ENV', 'FLOP_LOG', 'WATCHDOG_ENV', 'LAB_SCALE', 'STAGES',
-           'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES', 'RUN_LOCK', 'PresetError', 'Preset', 'settings_path',
-           'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision', 'DeviceLossLog',
-           'align_opt_state', 'OptLayout', 'flop_counter', 'FlopMeter', 'flop_summary', 'StageETA', 'Watchdog',
-           'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb', 'CheckpointError',
-           'WriteError', 'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest', 'save_checkpoint',
-           'load_checkpoint', 'checkpoint_meta', 'save_model', 'load_model', 'RunDirError', 'RunDir', 'project_root',
-           'notebook_run', 'run_lock']
+           'ADDED_KEYS', 'RETIRED_KEYS', 'RETIRED_VALUES', 'RETIRED_IN', 'RUN_LOCK', 'PresetError', 'Preset',
+           'settings_path', 'list_presets', 'get_preset', 'default_device', 'cpu_bf16', 'autocast', 'CPUMixedPrecision',
+           'DeviceLossLog', 'align_opt_state', 'OptLayout', 'flop_counter', 'FlopMeter', 'flop_summary', 'StageETA',
+           'Watchdog', 'accel_cbs', 'seed_everything', 'is_main_process', 'barrier', 'rgb_to_lab', 'lab_to_rgb',
+           'CheckpointError', 'WriteError', 'atomic_write', 'save_json', 'RunDataError', 'load_json', 'tensors_digest',
+           'save_checkpoint', 'load_checkpoint', 'checkpoint_meta', 'save_model', 'load_model', 'RunDirError', 'RunDir',
+           'project_root', 'notebook_run', 'run_lock']
 
 # %% ../nbs/00_core.ipynb #94b3b658
 class PresetError(ValueError):
@@ -69,7 +69,6 @@ class Preset:
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
     gan_artist:float     # weight of D's artist head (ADC-GAN: D tells each artist's real images from the images G drew for that artist; G is pushed towards the real side) (0: off)
-    gan_artist_patch:bool # the artist head also reads every position of D's map at side S/4, so that every patch must show its artist's hand
     style_opt:str        # optimiser of the style encoder
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
@@ -135,7 +134,6 @@ def validate(self:Preset):
     _check(self.gan_artist==0 or (self.gan_disc=='projection' and self.gan_style_prior=='data'),
            f"preset {n!r}: gan_artist ({self.gan_artist}) needs gan_disc = 'projection' and gan_style_prior = 'data': the head sits on the projection D, "
            "and the artist G is asked for is that of the training image its style code u is drawn from")
-    _check(not self.gan_artist_patch or self.gan_artist>0, f"preset {n!r}: gan_artist_patch needs the artist head (gan_artist > 0)")
     _check(self.gan_opt=='adam' or self.gan_beta1==0.9,
            f"preset {n!r}: gan_beta1 ({self.gan_beta1}) is Adam's and gan_opt is {self.gan_opt!r}: leave it at 0.9 or use adam")
     for net in ('style','vae','gen','disc'):
@@ -588,12 +586,14 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., gan_artist_patch=False, style_sched='constant', content_sched='constant')
+ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., style_sched='constant', content_sched='constant')
 # preset keys measured and retired (the GAN search notebook), with the only value the code still does: a run that
 # recorded another value is refused; one that recorded this value opens
 RETIRED_KEYS = dict(gan_content_swap=0., gan_mbstd=False, gan_augment=False, gan_match=0., gan_proj_levels=1, gan_proj_hidden=0,
-                    gan_style_aug=False, gan_noise=False, gan_upsample='transpose', gan_recon=0.)
+                    gan_style_aug=False, gan_noise=False, gan_upsample='transpose', gan_recon=0., gan_artist_patch=False)
 RETIRED_VALUES = dict(gan_arch=('cbn',), gan_disc=('plain',))
+# the last version that trains a retired key, where it is not the GAN search's (tag and commit)
+RETIRED_IN = dict(gan_artist_patch='gan-artist-patch (commit 37f9f85)')
 
 def _retired(saved:dict, cfg) -> dict:
     "The stored preset without its retired keys; a run that used a retired key or value is refused in one line."
@@ -601,7 +601,7 @@ def _retired(saved:dict, cfg) -> dict:
         if (k in RETIRED_KEYS and str(v).lower()!=str(RETIRED_KEYS[k]).lower() and not (isinstance(v, (int, float)) and float(v)==float(RETIRED_KEYS[k]))) \
            or str(v).lower() in RETIRED_VALUES.get(k, ()):
             raise RunDirError(f"{cfg} sets {k} = {v}, which this animestyle no longer has (measured and retired: see the GAN search notebook); "
-                              f"open it with the tagged version gan-search-final, or train a new --run folder")
+                              f"open it with the tagged version {RETIRED_IN.get(k, 'gan-search-final (commit 389ecaa)')}, or train a new --run folder")
     return {k:v for k,v in saved.items() if k not in RETIRED_KEYS}
 
 class RunDir:

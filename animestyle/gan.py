@@ -219,26 +219,21 @@ def ema_update(ema:nn.Module, # the moving average (no optimiser sees it)
     for be,b in zip(ema.buffers(), net.buffers()): be.copy_(b)
 
 # %% ../nbs/07_gan.ipynb #30d3f790
-def _ce(a, y):
-    "Cross-entropy of logits `(B, C)` or `(B, C, h, w)` (one target per image, at every position), averaged over a list of them."
-    if isinstance(a, (list, tuple)): return torch.stack([_ce(t, y) for t in a]).mean()
-    return F.cross_entropy(a, y[:, None, None].expand(-1, *a.shape[2:]) if a.ndim==4 else y)
-
-def artist_d_loss(real_a, # (B, 2K) D's artist logits of real images (or a list of such, `(B, 2K, h, w)` per position)
-                  fake_a, # the same for generated images
+def artist_d_loss(real_a:torch.Tensor, # (B, 2K) D's artist logits of real images
+                  fake_a:torch.Tensor, # (B, 2K) the same for generated images
                   y_real:torch.Tensor, # (B,) the real images' artists
                   y_fake:torch.Tensor # (B,) the artists G was asked for
                  ) -> torch.Tensor:
     "ADC-GAN's classifier loss for D: a real image of artist k is class k, an image G drew for artist k is class K + k."
-    K = (real_a[0] if isinstance(real_a, (list, tuple)) else real_a).shape[1]//2
-    return _ce(real_a, y_real) + _ce(fake_a, y_fake+K)
+    K = real_a.shape[1]//2
+    return F.cross_entropy(real_a, y_real) + F.cross_entropy(fake_a, y_fake+K)
 
-def artist_g_loss(fake_a, # (B, 2K) D's artist logits of generated images (or a list of such)
+def artist_g_loss(fake_a:torch.Tensor, # (B, 2K) D's artist logits of generated images
                   y_fake:torch.Tensor # (B,) the artists G was asked for
                  ) -> torch.Tensor:
     "ADC-GAN's classifier loss for G: towards 'real, artist k' and away from 'generated for artist k'."
-    K = (fake_a[0] if isinstance(fake_a, (list, tuple)) else fake_a).shape[1]//2
-    return _ce(fake_a, y_fake) - _ce(fake_a, y_fake+K)
+    K = fake_a.shape[1]//2
+    return F.cross_entropy(fake_a, y_fake) - F.cross_entropy(fake_a, y_fake+K)
 
 
 # %% ../nbs/07_gan.ipynb #ff72f4ec
@@ -253,7 +248,7 @@ def build_critic(preset:Preset, # gan_disc chooses; gan_artist > 0 adds the arti
     "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator` (`projection`), with an artist head of 2K logits when `gan_artist > 0`."
     if preset.gan_disc=='consortium': return MultiScaleDiscriminator(preset)
     if preset.gan_artist>0 and n_artists<2: raise GANError(f"gan_artist > 0 needs the collection's artists (at least 2), got n_artists = {n_artists}")
-    return ProjectionDiscriminator(preset, n_artists if preset.gan_artist>0 else 0, patch=preset.gan_artist_patch)
+    return ProjectionDiscriminator(preset, n_artists if preset.gan_artist>0 else 0, )
 
 # %% ../nbs/07_gan.ipynb #7d48f4a8
 def _frozen_copy(net):
@@ -280,6 +275,7 @@ class CondGAN(nn.Module):
         self.generator_ema = _frozen_copy(generator) if ema else None
         self.register_buffer('ema_steps', torch.zeros((), dtype=torch.long))
         self.r1_every,self.gen_mode,self.r1_real = int(r1_every),False,None
+        self.real_codes = None  # (n, d_style + d_content): the codes of a collection's images by row, once `cache_conditions` has read them
 
     @classmethod
     def from_preset(cls, generator, critic, style, content, preset:Preset, style_bank=None, content_bank=None):
@@ -338,6 +334,11 @@ class CondGAN(nn.Module):
         "The codes `(u, v)` of real images, read by the frozen S and Enc: what a conditional D sees beside them."
         with torch.no_grad(): return torch.cat([self.style(real), self.content(real)], 1)
 
+    def cache_conditions(self, batches # Lab image batches of a collection, in the order of its rows
+                        ):
+        "Read the codes `(u, v)` of every image once: a D step given the rows of its real images looks them up instead of running S and Enc."
+        self.real_codes = torch.cat([self.condition(x) for x in batches])
+
     def critic_logits(self, x:torch.Tensor, # Lab images
                       z:torch.Tensor=None # their codes: generated images' own, real images' read by S and Enc
                      ) -> list:
@@ -352,15 +353,17 @@ class CondGAN(nn.Module):
         return self.critic.with_artists(x, z[:, :self.critic.n_cond])
 
     def forward(self, *xb):
+        "Generator mode: `G(z)`. Critic mode, `(real, z)` or `(real, z, rows)`: D's logits of the real images and of `G(z)`; the real images' codes are looked up by `rows` when cached, read by S and Enc otherwise."
         if self.gen_mode: return self.generator(xb[-1])
-        real,z = xb
+        real,z,*rows = xb
         with torch.no_grad(): fake = self.generator(z)
         if self.training and self.r1_every and torch.rand(()) < 1/self.r1_every:  # lazy R1
             real = self.r1_real = real.detach().requires_grad_(True)
         else: self.r1_real = None
         if isinstance(self.critic, MultiScaleDiscriminator): return self.critic.critic_pair(real, fake)  # the same patches for both
-        if not self.has_artist_head: return self.critic_logits(real, self.condition(real) if self.conditional else None),self.critic_logits(fake, z)
-        (rl,ra),(fl,fa) = self.critic_outputs(real, self.condition(real)),self.critic_outputs(fake, z)
+        cond = (self.real_codes[rows[0]] if rows and self.real_codes is not None else self.condition(real)) if self.conditional else None
+        if not self.has_artist_head: return self.critic_logits(real, cond),self.critic_logits(fake, z)
+        (rl,ra),(fl,fa) = self.critic_outputs(real, cond),self.critic_outputs(fake, z)
         self.artist_logits = (ra, fa)  # read by the loss, like `r1_real`
         return rl,fl
 

@@ -24,7 +24,7 @@ from .data.loaders import ImageCache, prepare_data, all_dls
 from .distributed import distributed_fit
 from .gan import (GANError, CondGAN, CondGANLoss, StyleCondition, ContentCondition, build_generator, build_critic,
                             ema_update)
-from .gan_measure import (RealFeatures, evaluate_gan, judge_gan, to_rgb_grid, frechet_distance, feature_spread,
+from .gan_measure import (RealFeatures, real_batches, evaluate_gan, judge_gan, to_rgb_grid, frechet_distance, feature_spread,
                                     batched)
 
 # %% auto #0
@@ -70,9 +70,10 @@ class GANTrainer(Callback):
     def before_batch(self):
         real,m = self.xb[0],self.learn.model
         y_real = self.yb[0] if self.yb else None  # the real images' artists (for D's artist head)
+        rows = tuple(self.yb[1:2])  # their rows of the cache, from a loader `with_rows`: D's step looks their codes up
         z,y_fake = m.sample(len(real), artists=True)
         z = z.to(real.device)
-        self.learn.xb = (z,) if self.gen_mode else (real, z)
+        self.learn.xb = (z,) if self.gen_mode else (real, z, *rows)
         self.learn.yb = (z, y_fake, y_real) if m.has_artist_head else (z,)
 
     def after_step(self):
@@ -342,9 +343,10 @@ def train_gan(run:RunDir, # the run (its preset sizes everything)
     judge = _judge(run, device) if evaluate else None  # trained on real images before G exists; never enters a loss
     seed_everything(seed)
     gan,centres,real = build_gan(run, cache, device, judge, conditions)
+    if gan.conditional: gan.cache_conditions(real_batches(cache, np.arange(len(cache)), device))  # S and Enc read each real image once, not at every D step
     n_mon = min(256, len(real.features))
     history,done,resume,spent = [],0,None,0.
-    learn = gan_learner(all_dls(cache, bs, device=device), gan, p, lr=lr, n_crit=n_crit,
+    learn = gan_learner(all_dls(cache, bs, device=device, with_rows=gan.conditional), gan, p, lr=lr, n_crit=n_crit,
                         cbs=[GANSamples(folder/'samples', _fixed_codes(gan)),
                              GANMonitor(real.features[np.random.default_rng(run.seed).permutation(len(real.features))[:n_mon]],
                                         patience=collapse_epochs),

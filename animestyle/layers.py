@@ -316,8 +316,7 @@ class CondBNGenerator(nn.Module):
 class ProjectionDiscriminator(nn.Module):
     "D of the `cpu` preset: DCGAN's D on the whole image, plus the projection of the codes (u, v) onto its pooled features."
     def __init__(self, preset:Preset=None, # disc_features (widths at sides S, S/2, ...), d_style, d_content; default the active preset
-                 n_artists:int=0, # with K > 0, an artist head of 2K logits on the pooled features (ADC-GAN: artist k real, artist k generated)
-                 patch:bool=False # the artist head also gives 2K logits at every position of the map at side S/4
+                 n_artists:int=0 # with K > 0, an artist head of 2K logits on the pooled features (ADC-GAN: artist k real, artist k generated)
                 ):
         super().__init__()
         p = _p(preset)
@@ -333,8 +332,6 @@ class ProjectionDiscriminator(nn.Module):
         nn.init.zeros_(self.embed.weight)  # starts unconditional; a random start puts logits in the tens
         self.n_artists = int(n_artists)
         self.artist = nn.Linear(f[-1], 2*self.n_artists) if self.n_artists else None
-        self.split = 2+3*2 if patch and len(f)>3 else 0  # the layers up to the map at side S/4
-        self.artist_patch = nn.Conv2d(f[2], 2*self.n_artists, 1) if self.split and self.n_artists else None
 
     def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
                 cond:torch.Tensor # (B, d_style + d_content) the codes that go with them
@@ -345,13 +342,12 @@ class ProjectionDiscriminator(nn.Module):
     def with_artists(self, x:torch.Tensor, # (B, 3, S, S) Lab images
                      cond:torch.Tensor # (B, d_style + d_content) their codes
                     ) -> tuple:
-        "`([(B, 1)] realism logits, artist logits)` from one pass of the body: artist logits are None, `[(B, 2K)]`, or with `patch` `[(B, 2K), (B, 2K, S/4, S/4)]`."
+        "`([(B, 1)] realism logits, artist logits)` from one pass of the body: the artist logits are `(B, 2K)`, or None without the head."
         if x.ndim!=4 or x.shape[-1]!=self.image_size:
             raise LayerError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
         if cond is None or cond.shape!=(len(x), self.n_cond): raise LayerError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
-        mid = self.body[:self.split](x) if self.artist_patch is not None else None
-        h = self.body[self.split:](mid) if mid is not None else self.body(x)
+        h = self.body(x)
         pooled = h.mean((2, 3))
         logits = [self.out(h.flatten(1)) + (self.embed(cond)*pooled).sum(1, keepdim=True)]
         if self.artist is None: return logits,None
-        return logits,[self.artist(pooled)] + ([self.artist_patch(mid)] if mid is not None else [])
+        return logits,self.artist(pooled)

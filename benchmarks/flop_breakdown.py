@@ -7,9 +7,9 @@ Prints, per training image, with `torch.utils.flop_counter.FlopCounterMode` by m
 1. the GAN's D step (as `GANTrainer` takes it, R1 off) split into G's forward pass, the frozen S and Enc, and D with
    the losses, and the G step's total (in a G step the backward pass runs through D, S and Enc into G, so counts by
    module overlap there). In a D step S and Enc only read the real images' codes for the projection D: codes that are
-   fixed per image, which a cache would read instead;
+   fixed per image, which `train_gan` reads once (`CondGAN.cache_conditions`); the step is counted both ways;
 2. the content VAE's step split into its encoder, its decoder and the frozen S (which only gives the style code
-   the decoder is conditioned on, again fixed per image);
+   the decoder is conditioned on, again fixed per image, read once by `content_learner`), both ways;
 3. the share of a style and a content epoch spent on the held-out evaluation (a forward pass on the held-out images,
    against a training step on the training images).
 """
@@ -53,13 +53,21 @@ def main():
         g, s, c = (parts.get(f'CondGAN.{k}', 0.) for k in ('generator', 'style', 'content'))
         print(f"GAN D step {tot:.3f}: G's forward {g:.3f}, S {s:.3f}, Enc {c:.3f}, D and the losses {tot-g-s-c:.3f} "
               f"(S and Enc on the real images' fixed codes: {(s+c)/tot:.1%} of the step)")
+        gan.real_codes = torch.zeros(bs, p.d_style+p.d_content, device=meta)
+        cached = per_image(lambda: loss(gan(x, z, torch.arange(bs, device=meta)), z, yf, y).backward(), bs)[0]
+        gan.real_codes = None
+        print(f"GAN D step with the codes read once (as `train_gan` trains): {cached:.3f}")
     vae = build(lambda: ContentVAE(p, style_stub(p)))
     tot, parts = per_image(lambda: ContentVAELoss()(vae(x), x).backward(), bs)
     print(f"content VAE step {tot:.3f}: encoder {parts.get('ContentVAE.enc', 0):.3f}, decoder {parts.get('ContentVAE.dec', 0):.3f}, "
           f"frozen S {parts.get('ContentVAE.style', 0):.3f} ({parts.get('ContentVAE.style', 0)/tot:.1%} of the step, codes fixed per image)")
+    vae.style_codes = torch.zeros(bs, p.d_style, device=meta)
+    print(f"content VAE step with the style codes read once (as `content_learner` trains): "
+          f"{per_image(lambda: ContentVAELoss()(vae(x, rows=torch.arange(bs, device=meta)), x).backward(), bs)[0]:.3f}")
+    r = torch.arange(bs, device=meta)  # the content epoch below: as it trains, codes looked up
     sm = build(lambda: StyleModel(p, torch.ones(n), 'centres'))
     for name, model, step, fwd in (('style', sm, lambda: sm.loss(sm(x), y).backward(), lambda: sm(x)),
-                                   ('content', vae, lambda: ContentVAELoss()(vae(x), x).backward(), lambda: ContentVAELoss()(vae(x), x))):
+                                   ('content', vae, lambda: ContentVAELoss()(vae(x, rows=r), x).backward(), lambda: ContentVAELoss()(vae(x, rows=r), x))):
         tr = per_image(step, bs)[0]; model.eval()
         with torch.no_grad(): ev = per_image(fwd, bs)[0]
         model.train()

@@ -12,7 +12,8 @@ Every row written keeps the full preset it ran with (`preset`), the row it chang
 `cpu` row of the same file unless `--base` says otherwise) and what that change is (`change`), so a row stays
 readable after the presets move on. The variants of `results/cpu_gan_ablation.json` that used switches since retired
 (DiffAugment, minibatch std, the matching-aware D, noise inputs, ...) are kept there; the git tag `gan-search-final`
-is the last commit that can train them. Tables and curves: `animestyle.ablation` (nbs/07c_gan_ablation.ipynb).
+is the last commit that can train them. Row `artist_patch` of `results/cpu_gan_tflop.json` (artist logits at every
+position of D's S/4 map, `gan_artist_patch`) is kept there too; the tag `gan-artist-patch` (commit 37f9f85) trains it. Tables and curves: `animestyle.ablation` (nbs/07c_gan_ablation.ipynb).
 """
 import argparse, dataclasses, json, os, shutil, time
 from pathlib import Path
@@ -41,7 +42,7 @@ VARIANTS = {
     'artist_0.3': (dict(gan_artist=0.3), "D's artist head (ADC-GAN), weight 0.3"),
     'artist_3': (dict(gan_artist=3.), "D's artist head (ADC-GAN), weight 3"),
     'artist_1_content_0.5': (dict(gan_artist=1., lambda_content=0.5), "eq. 9 weighted 10 x more, with D's artist head (weight 1)"),
-    'artist_patch': (dict(gan_artist=1., gan_artist_patch=True), "D's artist head, also at every position of D's S/4 map"),
+    'artist_no_eq8': (dict(gan_artist=1., lambda_content=0.5, lambda_style=0.), "no eq. 8 (S out of G's step): the artist reaches G through D's head alone"),
     'narrow_fine': (dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)), '16 channels at full resolution'),
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',

@@ -22,6 +22,9 @@ VARIANTS = {
     'one_cycle_8': dict(style_sched='one_cycle', style_epochs=8, content_sched='one_cycle', content_epochs=4),
     'flat_cos_12': dict(style_sched='flat_cos', style_epochs=12, content_sched='flat_cos', content_epochs=6),
     'constant_12': dict(style_epochs=12, content_epochs=6),
+    'constant_10': dict(content_epochs=10),
+    'one_cycle_10': dict(content_sched='one_cycle', content_epochs=10),
+    'one_cycle_10_lr3e-4': dict(content_sched='one_cycle', content_epochs=10, content_lr=3e-4),
 }
 
 

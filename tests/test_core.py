@@ -159,10 +159,11 @@ def test_a_retired_key_opens_only_at_the_value_the_code_still_does(tmp_path):
     d['preset'].update(RETIRED_KEYS)
     cfg.write_text(json.dumps(d))
     assert RunDir(tmp_path/'r').preset == get_preset('tiny')
-    for k, v in [('gan_noise', True), ('gan_recon', 10.), ('gan_upsample', 'nearest'), ('gan_arch', 'cbn'), ('gan_disc', 'plain')]:
+    for k, v, tag in [('gan_noise', True, 'gan-search-final'), ('gan_recon', 10., 'gan-search-final'), ('gan_upsample', 'nearest', 'gan-search-final'),
+                      ('gan_arch', 'cbn', 'gan-search-final'), ('gan_disc', 'plain', 'gan-search-final'), ('gan_artist_patch', True, 'gan-artist-patch')]:
         cfg.write_text(json.dumps({**d, 'preset': {**d['preset'], k: v}}))
         with pytest.raises(RunDirError, match=f"sets {k} = {v}, which this animestyle no longer has") as e: RunDir(tmp_path/'r')
-        assert '\n' not in str(e.value)
+        assert '\n' not in str(e.value) and f'tagged version {tag} ' in str(e.value)  # the last version that still trains it
 
 
 def test_validate_refuses_combinations_that_would_do_nothing():

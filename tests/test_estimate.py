@@ -10,6 +10,7 @@ from animestyle.core import FLOP_LOG, RunDir, get_preset, save_checkpoint, save_
 from animestyle.data.loaders import all_dls, prepare_data
 from animestyle.gan import CondGAN, ContentCondition, StyleCondition, build_critic, build_generator
 from animestyle.gan_train import gan_learner
+from animestyle.gan_measure import real_batches
 from animestyle.layers import ContentEncoder
 from animestyle.style import StyleCode, style_learner
 
@@ -47,10 +48,11 @@ def test_each_training_is_its_images_times_its_epochs_times_its_counted_gflop(ru
     assert n_train < n_all
     conds = StyleCondition(StyleCode(P, len(cache.artists))), ContentCondition(ContentEncoder(P), P.d_content)
     gan = CondGAN.from_preset(build_generator(P), build_critic(P), *conds, P)
+    gan.cache_conditions(real_batches(cache, np.arange(len(cache)), 'cpu'))  # as `train_gan` does: D's step looks the real codes up
     counted = dict(style=metered(style_learner(r, cache, 'centres', device='cpu')),
                    baseline=metered(style_learner(r, cache, 'softmax', device='cpu')),
                    content=metered(content_learner(r, cache, style_stub(P), device='cpu')),
-                   gan=metered(gan_learner(all_dls(cache, P.gan_bs, device='cpu'), gan, P)))
+                   gan=metered(gan_learner(all_dls(cache, P.gan_bs, device='cpu', with_rows=gan.conditional), gan, P)))
     jbs = max(1, min(64, n_train//8))
     want = dict(style=(n_train//P.style_bs*P.style_bs, 3), baseline=(n_train//P.style_bs*P.style_bs, 3),
                 content=(n_train//P.content_bs*P.content_bs, 4), judge=(n_train//jbs*jbs, 5), gan=(n_all//P.gan_bs*P.gan_bs, 6))

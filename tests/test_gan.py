@@ -392,7 +392,7 @@ def test_d_learns_the_real_artists_and_g_is_graded_on_the_asked_ones():
         dark, bright = torch.full((4, 3, 32, 32), -0.8), torch.full((4, 3, 32, 32), 0.8)
         z = gan.sample(4)
         _, a_dark = gan.critic_outputs(dark, z); _, a_bright = gan.critic_outputs(bright, z)
-    assert (a_dark[0][:, :2].argmax(1) == 0).all() and (a_bright[0][:, :2].argmax(1) == 1).all()  # D's head has learned who drew what
+    assert (a_dark[:, :2].argmax(1) == 0).all() and (a_bright[:, :2].argmax(1) == 1).all()  # D's head has learned who drew what
     assert 'd_artist' in learn.recorder.metric_names and 'g_artist' in learn.recorder.metric_names
 
 

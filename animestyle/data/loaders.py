@@ -551,21 +551,23 @@ class CacheDataset:
         self.labels = torch.as_tensor(cache.manifest.artist_id.values[self.idxs], dtype=torch.long)
     def __len__(self): return len(self.idxs)
     def __getitem__(self, i): return torch.from_numpy(np.array(self.cache.images[self.idxs[i]])), self.labels[i]
-    def batch(self, ii, pin:bool=False):
-        "Items `ii` as one (uint8 (B, S, S, 3), long (B,)) batch; `pin`: in page-locked memory, for copies that do not wait."
+    def batch(self, ii, pin:bool=False, with_rows:bool=False):
+        "Items `ii` as one (uint8 (B, S, S, 3), long (B,)) batch, with `with_rows` also their rows of the cache (long (B,)); `pin`: in page-locked memory, for copies that do not wait."
         ii = np.asarray(ii, dtype=np.int64); rows = self.idxs[ii]
         order = np.argsort(rows)
         x = torch.empty((len(ii), *self.cache.images.shape[1:]), dtype=torch.uint8, pin_memory=pin)
         x.numpy()[order] = self.cache.images[rows[order]]
-        return x, (self.labels[ii].pin_memory() if pin else self.labels[ii])
+        out = (x, self.labels[ii]) + ((torch.from_numpy(rows),) if with_rows else ())
+        return tuple(t.pin_memory() for t in out) if pin else out
 
 class CacheDL(DataLoader):
     "A fastai DataLoader over a `CacheDataset`: uint8 batches, converted to Lab on the device."
     def __init__(self, dataset:CacheDataset=None, # the rows to serve
                  bs:int=64, # batch size
                  pk:int=0, # if > 0: every batch holds `pk` images of each of bs // pk artists (eq. 1)
+                 with_rows:bool=False, # batches are (images, artists, rows of the cache): for a step that reads a per-image table (`gan.CondGAN.real_codes`)
                  **kwargs):
-        self.pk = int(pk)
+        self.pk,self.with_rows = int(pk),bool(with_rows)
         if self.pk: kwargs['drop_last'] = True
         super().__init__(dataset, bs=bs, **kwargs)
         self.n_inp, self.vocab = 1, dataset.cache.artists
@@ -575,12 +577,12 @@ class CacheDL(DataLoader):
         dev = torch.device(self.device) if self.device is not None else None
         pin = dev is not None and dev.type=='cuda' and self.fake_l.num_workers==0  # workers hand batches over on the host
         for b in chunked(samps, self.bs, drop_last=self.drop_last):
-            x, y = self.dataset.batch(b, pin=pin)
-            yield (x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)) if pin else (x, y)
+            t = self.dataset.batch(b, pin=pin, with_rows=self.with_rows)
+            yield tuple(u.to(dev, non_blocking=True) for u in t) if pin else t
 
     def after_batch(self, b):
-        x, y = b
-        return rgb_to_lab(x.permute(0, 3, 1, 2).contiguous()), y
+        x, *y = b
+        return (rgb_to_lab(x.permute(0, 3, 1, 2).contiguous()), *y)
 
 # %% ../../nbs/03_data.loaders.ipynb #db499eb2
 @patch
@@ -598,10 +600,10 @@ def get_idxs(self:CacheDL):
     return out
 
 # %% ../../nbs/03_data.loaders.ipynb #556e4614
-def _dls(cache, train_idx, valid_idx, bs, device, pk=0, num_workers=0):
+def _dls(cache, train_idx, valid_idx, bs, device, pk=0, num_workers=0, with_rows=False):
     device = default_device() if device is None else torch.device(device)
-    trn = CacheDL(CacheDataset(cache, train_idx), bs=bs, shuffle=True, drop_last=True, pk=pk, device=device, num_workers=num_workers)
-    val = CacheDL(CacheDataset(cache, valid_idx), bs=bs, shuffle=False, drop_last=False, device=device, num_workers=num_workers)
+    trn = CacheDL(CacheDataset(cache, train_idx), bs=bs, shuffle=True, drop_last=True, pk=pk, device=device, num_workers=num_workers, with_rows=with_rows)
+    val = CacheDL(CacheDataset(cache, valid_idx), bs=bs, shuffle=False, drop_last=False, device=device, num_workers=num_workers, with_rows=with_rows)
     dls = DataLoaders(trn, val, device=device)
     dls.c, dls.vocab = trn.c, trn.vocab
     return dls
@@ -610,20 +612,22 @@ def style_dls(cache:ImageCache, # the image cache
               bs:int, # batch size
               device=None, # default `core.default_device()`
               pk=False, # True (4 images per artist) or K: batches of bs // K artists x K images, for eq. 1
-              num_workers:int=0 # loader processes; the memmap is fast enough for 0
+              num_workers:int=0, # loader processes; the memmap is fast enough for 0
+              with_rows:bool=False # batches also carry each image's row of the cache
              ) -> DataLoaders:
     "Metric-learning DataLoaders: train on split 'train', validate on split 'test'."
     split = cache.manifest.split.values
     k = 4 if pk is True else int(pk or 0)
-    return _dls(cache, np.flatnonzero(split == 'train'), np.flatnonzero(split == 'test'), bs, device, k, num_workers)
+    return _dls(cache, np.flatnonzero(split == 'train'), np.flatnonzero(split == 'test'), bs, device, k, num_workers, with_rows)
 
 def all_dls(cache:ImageCache, # the image cache
             bs:int, # batch size
             device=None, # default `core.default_device()`
-            num_workers:int=0 # loader processes
+            num_workers:int=0, # loader processes
+            with_rows:bool=False # batches also carry each image's row of the cache (for codes computed once per image)
            ) -> DataLoaders:
     "VAE/GAN DataLoaders: train on all images (as the paper does), validate (monitoring only) on split 'test'."
-    return _dls(cache, np.arange(len(cache)), np.flatnonzero(cache.manifest.split.values == 'test'), bs, device, 0, num_workers)
+    return _dls(cache, np.arange(len(cache)), np.flatnonzero(cache.manifest.split.values == 'test'), bs, device, 0, num_workers, with_rows)
 
 # %% ../../nbs/03_data.loaders.ipynb #a624ae72
 @patch
