@@ -43,6 +43,7 @@ VARIANTS = {
     'artist_3': (dict(gan_artist=3.), "D's artist head (ADC-GAN), weight 3"),
     'artist_1_content_0.5': (dict(gan_artist=1., lambda_content=0.5), "eq. 9 weighted 10 x more, with D's artist head (weight 1)"),
     'artist_no_eq8': (dict(gan_artist=1., lambda_content=0.5, lambda_style=0.), "no eq. 8 (S out of G's step): the artist reaches G through D's head alone"),
+    'no_eq8_content_1': (dict(gan_artist=1., lambda_content=1., lambda_style=0.), "eq. 9 weighted 1, without eq. 8, with D's artist head"),
     'narrow_fine': (dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)), '16 channels at full resolution'),
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
