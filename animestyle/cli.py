@@ -249,7 +249,7 @@ def measure_gan(preset:str=None, # preset: paper, cpu or tiny (default: the run'
     for k in MEASURED:
         if m.get(k) is not None: print(f"{k}: {m[k]:.3f}")
     if m.get('judge_fd') is not None: print(f"judge_fd: {m['judge_fd']:.1f} ({m['judge_fd']/m['judge_fd_floor']:.1f} x its floor)")
-    if m.get('style_top1') is not None: print(f"style_top1: {m['style_top1']:.3f} (read by S, which G trains against: not a grade)")
+    if m.get('style_top1') is not None: print(f"style_top1: {m['style_top1']:.3f} (read by S, whose codes G is conditioned on: not a grade)")
     if m.get('unfinished'):
         print(f"[gan] measured in {time.time()-start:.0f}s from the last checkpoint ({m['unfinished']}); nothing written: "
               f"gan/metrics.json is kept for the finished stage (`animestyle train-gan --run {r.path}` finishes it)")

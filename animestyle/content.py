@@ -286,12 +286,11 @@ def content_learner(run:RunDir, # the run: preset, data
                     init:bool=True # data-dependent initialisation of Enc and Dec (`layers.data_init`)
                    ) -> Learner:
     "A fastai `Learner` for the content VAE with the preset's optimiser, rate and batch size."
-    from animestyle.data.loaders import all_dls, style_dls
+    from animestyle.data.loaders import all_dls, style_dls, real_batches
     p = run.preset
     dls = (all_dls if all_images else style_dls)(cache, p.content_bs, device=device, with_rows=True)
     model = ContentVAE(p, style, t=t).to(dls.device)
-    model.cache_style(rgb_to_lab(torch.from_numpy(np.array(cache.images[i:i+256])).permute(0,3,1,2).to(dls.device))
-                      for i in range(0, len(cache), 256))  # S reads each image once, not at every step
+    model.cache_style(real_batches(cache, np.arange(len(cache)), dls.device))  # S reads each image once, not at every step
     if init:
         x = dls.train.one_batch()[0]
         data_init(model.enc, x)

@@ -248,7 +248,7 @@ def build_critic(preset:Preset, # gan_disc chooses; gan_artist > 0 adds the arti
     "D for `preset`: §5.2's `MultiScaleDiscriminator` (`gan_disc = consortium`) or the `ProjectionDiscriminator` (`projection`), with an artist head of 2K logits when `gan_artist > 0`."
     if preset.gan_disc=='consortium': return MultiScaleDiscriminator(preset)
     if preset.gan_artist>0 and n_artists<2: raise GANError(f"gan_artist > 0 needs the collection's artists (at least 2), got n_artists = {n_artists}")
-    return ProjectionDiscriminator(preset, n_artists if preset.gan_artist>0 else 0, )
+    return ProjectionDiscriminator(preset, n_artists if preset.gan_artist>0 else 0)
 
 # %% ../nbs/07_gan.ipynb #7d48f4a8
 def _frozen_copy(net):

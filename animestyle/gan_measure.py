@@ -12,12 +12,12 @@ import torch
 from torch import nn
 
 from .core import Preset, default_device, lab_to_rgb, rgb_to_lab
-from .data.loaders import ImageCache
+from .data.loaders import ImageCache, real_batches
 from .gan import GANError, CondGAN, split_code, join_code, style_loss, content_loss
 
 # %% auto #0
-__all__ = ['FINE_TEXTURE', 'frechet_distance', 'feature_spread', 'real_batches', 'batched', 'RealFeatures', 'evaluate_gan',
-           'factor_agreement', 'judge_gan', 'to_rgb_grid', 'style_content_grid', 'texture_artists']
+__all__ = ['FINE_TEXTURE', 'frechet_distance', 'feature_spread', 'batched', 'RealFeatures', 'evaluate_gan', 'factor_agreement',
+           'judge_gan', 'to_rgb_grid', 'style_content_grid', 'texture_artists']
 
 # %% ../nbs/07b_gan_measure.ipynb #ee6b2c37
 def _sqrtm_psd(m):
@@ -43,18 +43,6 @@ def feature_spread(f:np.ndarray # (n, d) features
     return float(np.sqrt(((f - f.mean(0))**2).sum(1).mean()))
 
 # %% ../nbs/07b_gan_measure.ipynb #53771891
-def real_batches(cache:ImageCache, # the run's images
-                 idx, # rows to read
-                 device=None, # default `core.default_device()`
-                 bs:int=256 # batch size
-                ):
-    "Yield the images `idx` of `cache` as normalised Lab batches on `device`, in order."
-    device = torch.device(device or default_device())
-    idx = np.asarray(idx)
-    for i in range(0, len(idx), bs):
-        b = torch.from_numpy(np.array(cache.images[idx[i:i+bs]])).to(device)
-        yield rgb_to_lab(b.permute(0, 3, 1, 2).contiguous())
-
 @torch.no_grad()
 def batched(fn, # a network (or any function of a batch)
             x, # inputs, batched along the first axis

@@ -20,11 +20,11 @@ from fastai.vision.gan import FixedGANSwitcher
 
 from .core import Preset, RunDir, CheckpointError, default_device, seed_everything, save_json, save_checkpoint, load_checkpoint, accel_cbs, atomic_write, barrier
 from .training import DivergenceGuard, StepResume, loop_snapshot, loop_state, opt_func, opt_state, load_opt_state
-from .data.loaders import ImageCache, prepare_data, all_dls
+from .data.loaders import ImageCache, prepare_data, all_dls, real_batches
 from .distributed import distributed_fit
 from .gan import (GANError, CondGAN, CondGANLoss, StyleCondition, ContentCondition, build_generator, build_critic,
                             ema_update)
-from .gan_measure import (RealFeatures, real_batches, evaluate_gan, judge_gan, to_rgb_grid, frechet_distance, feature_spread,
+from .gan_measure import (RealFeatures, evaluate_gan, judge_gan, to_rgb_grid, frechet_distance, feature_spread,
                                     batched)
 
 # %% auto #0

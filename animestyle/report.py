@@ -38,14 +38,14 @@ FIGURE_NOTES = {
     'interpretation': "How strongly each style dimension drives each ground-truth style factor in generated images (read by the judge; factor standard deviations per ±3 sweep).",
 }
 METRIC_NOTES = {
-    'style_var_fixed_style': "(S and Enc, trained against) variance of S's codes within a Figure 2 column (same style code, different content): small if style is kept",
-    'style_var_fixed_content': "(S and Enc, trained against) variance of S's codes within a Figure 2 row (same content, different style codes): the scale to compare with",
-    'content_var_fixed_content': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 row (same content code): small if content is kept",
-    'content_var_fixed_style': "(S and Enc, trained against) variance of Enc's codes within a Figure 2 column (different content codes): the scale to compare with",
-    'style_to_style_source': "(S and Enc, trained against) distance of a transfer result's style code to its style source's (should be the smaller of the two)",
-    'style_to_content_source': "(S and Enc, trained against) distance of a transfer result's style code to its content source's",
-    'content_to_content_source': "(S and Enc, trained against) distance of a transfer result's content code to its content source's (should be the smaller of the two)",
-    'content_to_style_source': "(S and Enc, trained against) distance of a transfer result's content code to its style source's",
+    'style_var_fixed_style': "(S and Enc, whose codes G follows: not a grade) variance of S's codes within a Figure 2 column (same style code, different content): small if style is kept",
+    'style_var_fixed_content': "(S and Enc, whose codes G follows: not a grade) variance of S's codes within a Figure 2 row (same content, different style codes): the scale to compare with",
+    'content_var_fixed_content': "(S and Enc, whose codes G follows: not a grade) variance of Enc's codes within a Figure 2 row (same content code): small if content is kept",
+    'content_var_fixed_style': "(S and Enc, whose codes G follows: not a grade) variance of Enc's codes within a Figure 2 column (different content codes): the scale to compare with",
+    'style_to_style_source': "(S and Enc, whose codes G follows: not a grade) distance of a transfer result's style code to its style source's (should be the smaller of the two)",
+    'style_to_content_source': "(S and Enc, whose codes G follows: not a grade) distance of a transfer result's style code to its content source's",
+    'content_to_content_source': "(S and Enc, whose codes G follows: not a grade) distance of a transfer result's content code to its content source's (should be the smaller of the two)",
+    'content_to_style_source': "(S and Enc, whose codes G follows: not a grade) distance of a transfer result's content code to its style source's",
     'reconstruction_mse_lab': "mean squared error of reconstructions against the originals, in the networks' normalised Lab",
     'nearest_centre_accuracy': "share of held-out images whose nearest learned artist centre is their own artist",
     'chance': "accuracy of guessing at random: the floor of the accuracy beside it",
@@ -70,8 +70,8 @@ METRIC_NOTES = {
     'judge_transfer_character': "share of style transfers the judge assigns to the content source's character",
     'judge_reconstruction_artist': "share of reconstructions the judge assigns to the original's artist",
     'judge_reconstruction_character': "share of reconstructions the judge assigns to the original's character",
-    # GAN stage, read by S and Enc: what G was trained to satisfy (eqs. 8 and 9), so not a grade
-    'style_top1': "(S, trained against) share of images generated from an artist's mean style code that S assigns to that artist (nearest centre)",
+    # GAN stage, read by S and Enc: their codes condition G and D, and eqs. 8 and 9 train G against them where weighted, so not a grade
+    'style_top1': "(S, whose codes G follows: not a grade) share of images generated from an artist's mean style code that S assigns to that artist (nearest centre)",
     'style_top1_real': "the same nearest-centre accuracy on real held-out images, for reference",
     'style_chance': "nearest-centre accuracy of a random guess (1 / number of artists)",
     'style_error_eq8': "eq. 8 on generated images: mean squared distance between S(G(u,v,w)) and the intended style code u",
@@ -81,7 +81,7 @@ METRIC_NOTES = {
     'content_probe_top1': "(Enc, trained against) share of images generated from a character's mean content code that a probe on Enc's codes assigns to that character",
     'content_probe_real': "the same character probe on real held-out images, for reference",
     'content_chance': "character accuracy of a random guess",
-    'fd': "(S, trained against) Fréchet distance between real and generated images in S's feature space (lower is better)",
+    'fd': "(S, whose codes G follows: not a grade) Fréchet distance between real and generated images in S's feature space (lower is better)",
     'fd_floor': "Fréchet distance between two disjoint halves of the real images: the floor",
     'n_fd': "images per side in the Fréchet distance",
     'spread_ratio': "spread of generated features over spread of real features (well below 1 signals mode collapse)",
@@ -312,8 +312,8 @@ def report_summary(metrics:dict, # {stage: metrics}: the stages' `metrics.json` 
     sep,tr = _get(metrics, 'report', 'separation') or {},_get(metrics, 'report', 'transfer') or {}
     for claim,a,b in (('Figure 2 columns keep the style: S\'s spread within a column is below its spread within a row', sep.get('style_var_fixed_style'), sep.get('style_var_fixed_content')),
                       ('Figure 2 rows keep the content: Enc\'s spread within a row is below its spread within a column', sep.get('content_var_fixed_content'), sep.get('content_var_fixed_style'))):
-        v,_ = _cmp(a, b)  # shown, not marked: G was trained to satisfy S and Enc, so their reading is no grade
-        rows.append(dict(group='the paper (§6.2, read by S and Enc, which G trains against: shown, not graded)', claim=claim, value=v, ok=None))
+        v,_ = _cmp(a, b)  # shown, not marked: G is conditioned on S's and Enc's codes (and trained against them where eqs. 8-9 are weighted), so their reading is no grade
+        rows.append(dict(group='the paper (§6.2, read by S and Enc, whose codes G is conditioned on: shown, not graded)', claim=claim, value=v, ok=None))
     a,b = tr.get('judge_transfer_artist_of_content_source'),tr.get('judge_transfer_artist')
     rows.append(dict(group='the paper (§6.4, read by the judge)', claim='a transfer takes the style source\'s artist, not the content source\'s',
                      value=None if None in (a, b) else f'{_pct(b)} the style source\'s, {_pct(a)} the content source\'s', ok=None if None in (a, b) else bool(a<b)))

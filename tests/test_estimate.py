@@ -10,7 +10,7 @@ from animestyle.core import FLOP_LOG, RunDir, get_preset, save_checkpoint, save_
 from animestyle.data.loaders import all_dls, prepare_data
 from animestyle.gan import CondGAN, ContentCondition, StyleCondition, build_critic, build_generator
 from animestyle.gan_train import gan_learner
-from animestyle.gan_measure import real_batches
+from animestyle.data.loaders import real_batches
 from animestyle.layers import ContentEncoder
 from animestyle.style import StyleCode, style_learner
 

@@ -14,7 +14,7 @@ import animestyle.gan_train as train_mod
 from animestyle.gan import (PATCHES, GANError, MultiScaleDiscriminator, StyleCondition, ContentCondition, CondGAN,
                             sample_offsets, consortium_views, d_loss)
 from animestyle.gan_train import gan_learner, train_gan, load_gan, GANStage
-from animestyle.gan_measure import real_batches
+from animestyle.data.loaders import real_batches
 from animestyle.style import StyleCode
 
 P = get_preset('tiny')

@@ -26,7 +26,8 @@ from .ingest import NoImagesError, SourceError, SourcePlan, shown, check_options
 # %% auto #0
 __all__ = ['log', 'CHECK_BYTES', 'TRAINED', 'CacheError', 'block_sums', 'cache_checksums', 'show_path', 'ImageCache',
            'file_checksums', 'build_cache', 'main_reruns', 'cache_pool', 'synthetic_plan', 'trained_stages',
-           'recorded_data', 'data_spec', 'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL', 'style_dls', 'all_dls']
+           'recorded_data', 'data_spec', 'data_plan', 'prepare_data', 'CacheDataset', 'CacheDL', 'style_dls', 'all_dls',
+           'real_batches']
 
 # %% ../../nbs/03_data.loaders.ipynb #c2d45f46
 log = logging.getLogger('animestyle.data')
@@ -646,3 +647,17 @@ def show_batch(self:CacheDL, b=None, # a batch (default: one from this loader)
     for ax in axs.flat: ax.axis('off')
     plt.tight_layout()
     return fig
+
+# %% ../../nbs/03_data.loaders.ipynb #9ba63aaf
+def real_batches(cache:ImageCache, # the run's images
+                 idx, # rows to read
+                 device=None, # default `core.default_device()`
+                 bs:int=256 # batch size
+                ):
+    "Yield the images `idx` of `cache` as normalised Lab batches on `device`, in order."
+    device = torch.device(device or default_device())
+    idx = np.asarray(idx)
+    for i in range(0, len(idx), bs):
+        b = torch.from_numpy(np.array(cache.images[idx[i:i+bs]])).to(device)
+        yield rgb_to_lab(b.permute(0, 3, 1, 2).contiguous())
+
