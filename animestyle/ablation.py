@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 # %% auto #0
-__all__ = ['MEASURES', 'results_path', 'load_results', 'ablation_table', 'kept_additions', 'ablation_curves', 'ablation_markdown']
+__all__ = ['MEASURES', 'results_path', 'load_results', 'ablation_table', 'kept_additions', 'ablation_curves', 'measure_curves',
+           'ablation_markdown']
 
 # %% ../nbs/07c_gan_ablation.ipynb #53d7538f
 MEASURES = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency')
@@ -33,20 +34,26 @@ def load_results(path=None # a results file; default `results_path()`
 
 def _at(row, epochs): return next((c for c in row['curve'] if c['epochs']==epochs), None)
 
+def _within(row, tflop):
+    "The last point of `row`'s curve that spent at most `tflop` (rows that did not count their TFLOP have none)."
+    return max((c for c in row['curve'] if c.get('tflop') is not None and c['tflop']<=tflop), key=lambda c: c['tflop'], default=None)
+
 def _measures(c):
     return {**{k: c.get(k) for k in MEASURES}, 'fd_ratio': c['judge_fd']/c['judge_fd_floor']}  # no minutes: rows ran on different days
 
 def ablation_table(results:dict, # from `load_results`
                    epochs:int=40, # the epoch count read from each curve
-                   names:list=None # rows to show, in order; default every row measured at `epochs`
+                   names:list=None, # rows to show, in order; default every row measured at `epochs`
+                   tflop:float=None # instead of `epochs`: each row at its last point within this many TFLOP (equal compute)
                   ) -> pd.DataFrame:
-    "One row per variant at `epochs`: its change, its base row, the judge's measures, the Fréchet distance over its floor, and the style fidelity against the base row's."
+    "One row per variant at `epochs` (or within a TFLOP budget): its change, its base row, the judge's measures, the Fréchet distance over its floor, and the style fidelity against the base row's."
+    pick = (lambda r: _at(r, epochs)) if tflop is None else (lambda r: _within(r, tflop))
     rows = {}
     for k in names or results:
         r = results[k]
-        if (c := _at(r, epochs)) is None: continue
-        b = _at(results[r['base']], epochs) if r.get('base') in results else None
-        rows[k] = {'change': r.get('change', ''), 'base': r.get('base') or '', **_measures(c),
+        if (c := pick(r)) is None: continue
+        b = pick(results[r['base']]) if r.get('base') in results else None
+        rows[k] = {'change': r.get('change', ''), 'base': r.get('base') or '', **({} if tflop is None else {'epochs': c['epochs']}), **_measures(c),
                    'style_vs_base': None if b is None else c['judge_style_fidelity'] - b['judge_style_fidelity'], 'tflop': c.get('tflop')}
     return pd.DataFrame.from_dict(rows, orient='index').dropna(axis=1, how='all')  # TFLOP: only rows measured since they were counted
 
@@ -81,12 +88,34 @@ def ablation_curves(results:dict, # from `load_results`
     ax[1].set(xlabel=xl, yscale='log', title="judge's Fréchet distance / floor"); ax[1].legend(fontsize=7)
     return ax
 
+def measure_curves(results:dict, # from `load_results`
+                   names:list=None, # rows to draw; default every row that counted its TFLOP
+                   budget:float=None, # a TFLOP budget to mark, e.g. the GAN's 150
+                   axes=None # five matplotlib axes; default a new figure
+                  ):
+    "One panel per judge measure (and the Fréchet ratio) against the TFLOP spent, one colour per row: where each lever lands at equal compute."
+    import matplotlib.pyplot as plt
+    names = [k for k in (names or results) if any(c.get('tflop') is not None for c in results[k]['curve'])]
+    if axes is None: _,axes = plt.subplots(1, 5, figsize=(17, 3.4), sharex=True)
+    for j,name in enumerate(names):
+        c = pd.DataFrame([p for p in results[name]['curve'] if p.get('tflop') is not None]).sort_values('tflop')
+        ls = '-' if 'seed' not in name else '--'
+        for ax,k in zip(axes, MEASURES): ax.plot(c.tflop, c[k], ls=ls, marker='o', ms=4, color=f'C{j%10}', label=name)
+        axes[-1].plot(c.tflop, c.judge_fd/c.judge_fd_floor, ls=ls, marker='o', ms=4, color=f'C{j%10}', label=name)
+    for ax,k in zip(axes, [*MEASURES, 'Fréchet distance / floor']):
+        ax.set(title=k.replace('judge_', '').replace('_', ' '), xlabel='TFLOP spent training G and D')
+        if budget: ax.axvline(budget, color='grey', lw=.8, ls=':')
+    for ax in axes[:-1]: ax.set_ylim(0, 1)
+    axes[-1].set_yscale('log'); axes[-1].legend(fontsize=6, loc='upper right')
+    return axes
+
 def ablation_markdown(results:dict, # from `load_results`
                       epochs:int=40, # the epoch count read
-                      names:list=None # rows, in order
+                      names:list=None, # rows, in order
+                      tflop:float=None # instead of `epochs`: a TFLOP budget (`ablation_table`)
                      ) -> str:
     "`ablation_table` as a Markdown table (for BENCHMARKS.md and the README): what a document quotes instead of typing numbers."
-    t = ablation_table(results, epochs, names).round(3)
+    t = ablation_table(results, epochs, names, tflop).round(3)
     cell = lambda v: '' if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
     head = ['variant', *t.columns]
     return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|'*len(head)] +

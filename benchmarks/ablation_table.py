@@ -16,6 +16,9 @@ from animestyle.schedules import schedule_markdown
 SECTIONS = {'gan-ablation': ('cpu_gan_ablation.json', lambda r: ablation_markdown(r, epochs=40)),
             'gan-levers': ('cpu_gan_tflop.json', lambda r: ablation_markdown(r, epochs=36)),
             'gan-levers-70': ('cpu_gan_tflop.json', lambda r: ablation_markdown(r, epochs=70)),
+            'gan-levers-150': ('cpu_gan_tflop.json', lambda r: ablation_markdown(r, tflop=150)),
+            'gan-content-stage': ('cpu_gan_content_stage.json',  # read beside the rows its own are compared with
+                                  lambda r: ablation_markdown({**load_results(results_path('cpu_gan_tflop.json')), **r}, epochs=70, names=list(r))),
             'stage-style': ('cpu_stage_schedules.json', lambda r: schedule_markdown(r, 'style')),
             'stage-content': ('cpu_stage_schedules.json', lambda r: schedule_markdown(r, 'content'))}
 
