@@ -24,8 +24,8 @@ __all__ = ['STAGE_FUNCS', 'PIPELINE', 'STAGE_COST', 'MEASURED', 'CPU_EFFICIENCY'
            'EXIT_DIVERGED', 'EXIT_INTERRUPTED', 'USER_ERRORS', 'DATA_CHECKS', 'StageUnavailable', 'UsageError',
            'stage_func', 'open_run', 'data_options', 'takes_data_options', 'train_options', 'run_stage',
            'new_run_guard', 'prepare', 'train_style', 'train_content', 'train_gan', 'report', 'measure_gan',
-           'step_gflop', 'epochs_left', 'matmul_rate', 'job_estimate', 'estimate_line', 'pipeline', 'explore',
-           'is_user_error', 'sigterm_as_interrupt', 'main', 'cli']
+           'step_gflop', 'epochs_left', 'matmul_rate', 'job_estimate', 'estimate_line', 'revised_line', 'pipeline',
+           'explore', 'is_user_error', 'sigterm_as_interrupt', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #e8c4f5b1
 STAGE_FUNCS = dict(
@@ -383,6 +383,17 @@ def estimate_line(est:dict # from `job_estimate`
     return (f"[pipeline] {when} on this machine: {what} at ~{est['gflops']:.0f} GFLOP/s "
             f"({est['gflops']/est['rate']:.0%} of the {est['rate']:.0f} GFLOP/s of a {dt} matmul measured now){done}")
 
+def revised_line(est:dict, # from `job_estimate`, made after `stage` finished
+                 stage:str, # the stage that just trained
+                 cost:dict # its `STAGE_COST` entry: wall seconds and training TFLOP
+                ) -> str:
+    "The job's minutes left, at the speed `stage` reached against the speed the estimate assumed for it; '' when nothing is left or nothing was measured."
+    left = {s:v for s,v in est['tflop_by_stage'].items() if s not in est['done']}
+    if 'minutes' not in est or not left or not cost.get('tflop') or cost.get('seconds', 0)<=0: return ''
+    ran,assumed = cost['tflop']*1e3/cost['seconds'],est['rate']*CPU_EFFICIENCY[stage]  # its measurements count: a user waits for them too
+    return (f"[pipeline] {_duration(est['minutes']*assumed/ran)} left for {_num(est['tflop'])} TFLOP ({', '.join(left)}): "
+            f"{stage} ran at {ran:.0f} GFLOP/s, {ran/assumed:.2g} x the {assumed:.0f} the estimate assumed for it")
+
 # %% ../nbs/10_cli.ipynb #fa99f34a
 def _planned_images(r, data, data_kw):
     "The manifest of the images `r` trains on: its cache's, or the synthetic plan's before it is built; None for a collection not prepared yet."
@@ -416,12 +427,17 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE
     kw = train_options(ckpt_every, skip_bad_batches)
     start = time.time()
     with new_run_guard(run), _job(preset, run, seed, data, data_kw) as r:
-        said = _say_estimate(r, _planned_images(r, data, data_kw), skip_baseline)
+        manifest = _planned_images(r, data, data_kw)
+        said = _say_estimate(r, manifest, skip_baseline)
         for s in PIPELINE:
+            before = STAGE_COST.get(s)
             try: out = run_stage(s, r, data, data_kw, skip_baseline, **kw)
             except StageUnavailable as e:
                 print(f"[{s}] skipped: {e}"); break
-            if s=='prepare' and not said: said = _say_estimate(r, out.manifest, skip_baseline)  # a collection's images are known now
+            if s=='prepare' and out is not None: manifest = out.manifest
+            if s=='prepare' and not said: said = _say_estimate(r, manifest, skip_baseline)  # a collection's images are known now
+            if s in ('style', 'content') and (c := STAGE_COST.get(s)) is not None and c is not before and manifest is not None and _core().is_main_process():  # the estimate again, at the speed measured
+                if line := revised_line(job_estimate(r, manifest, skip_baseline), s, STAGE_COST[s]): print(line, flush=True)
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
     if STAGE_COST:  # what each stage cost in this process (a stage resumed or already done counts only what ran now)
         print('stages: ' + ', '.join(f"{k} {v['seconds']:.0f} s" + (f" {v['tflop']:.1f} TFLOP" if v['tflop'] else '') for k,v in STAGE_COST.items())

@@ -69,6 +69,8 @@ class Preset:
     gan_ema:float        # decay of the moving average of G's weights that draws every sample (0: off)
     gan_beta1:float      # Adam's first beta when gan_opt is adam
     gan_artist:float     # weight of D's artist head (ADC-GAN: D tells each artist's real images from the images G drew for that artist; G is pushed towards the real side) (0: off)
+    gan_sn:bool          # spectral norm on D's layers in place of its batch norms (SNGAN; the projection D)
+    gan_ssd:float        # weight of D's self-supervised reconstruction: a small decoder redraws each real image at half its side from D's map at 1/8 of it, in L1 (FastGAN) (0: off)
     style_opt:str        # optimiser of the style encoder
     style_lr:float       # its learning rate
     style_bs:int         # its batch size
@@ -98,7 +100,7 @@ class Preset:
 
 # %% ../nbs/00_core.ipynb #798fffb9
 _OPTIMISERS = ('adam', 'rmsprop', 'sgd')
-_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping', 'gan_artist')
+_MAY_BE_ZERO = ('lambda_style', 'lambda_content', 'gan_r1', 'gan_ema', 'gan_beta1', 'gan_mapping', 'gan_artist', 'gan_ssd')
 SCHEDULES = ('constant', 'one_cycle', 'flat_cos')  # learning-rate schedules: `training.schedule_cbs`
 _CHOICES = dict(gan_style_prior=('normal', 'data'), gan_content_prior=('normal', 'data'), gan_arch=('resnet', 'cbn_deep'),
                 gan_disc=('consortium', 'projection'), style_sched=SCHEDULES, content_sched=SCHEDULES)
@@ -134,6 +136,10 @@ def validate(self:Preset):
     _check(self.gan_artist==0 or (self.gan_disc=='projection' and self.gan_style_prior=='data'),
            f"preset {n!r}: gan_artist ({self.gan_artist}) needs gan_disc = 'projection' and gan_style_prior = 'data': the head sits on the projection D, "
            "and the artist G is asked for is that of the training image its style code u is drawn from")
+    _check(self.gan_ssd==0 or self.gan_disc=='projection',
+           f"preset {n!r}: gan_ssd ({self.gan_ssd}) needs gan_disc = 'projection': the decoder reads the projection D's map")
+    _check(not self.gan_sn or self.gan_disc=='projection',
+           f"preset {n!r}: gan_sn needs gan_disc = 'projection': the §5.2 consortium keeps Table 1's weight-normalised networks")
     _check(self.gan_opt=='adam' or self.gan_beta1==0.9,
            f"preset {n!r}: gan_beta1 ({self.gan_beta1}) is Adam's and gan_opt is {self.gan_opt!r}: leave it at 0.9 or use adam")
     for net in ('style','vae','gen','disc'):
@@ -586,7 +592,7 @@ class RunDirError(ValueError):
 
 STAGES = ('data', 'style', 'content', 'judge', 'gan', 'report')
 # preset keys added after runs were first written, with the value that does what those runs did: such a run still opens
-ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., style_sched='constant', content_sched='constant')
+ADDED_KEYS = dict(gan_mapping=0, gan_artist=0., style_sched='constant', content_sched='constant', gan_sn=False, gan_ssd=0.)
 # preset keys measured and retired (the GAN search notebook), with the only value the code still does: a run that
 # recorded another value is refused; one that recorded this value opens
 RETIRED_KEYS = dict(gan_content_swap=0., gan_mbstd=False, gan_augment=False, gan_match=0., gan_proj_levels=1, gan_proj_hidden=0,

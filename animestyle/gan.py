@@ -272,6 +272,7 @@ class CondGAN(nn.Module):
         self.generator,self.critic,self.style,self.content,self.preset = generator,critic,style,content,preset
         self.style_bank,self.content_bank = style_bank,content_bank  # kept on the CPU, where the codes are drawn
         self.artist_bank,self.artist_logits = None,None  # the artist of each style-bank row (for D's artist head); its last logits
+        self.redrawn = None  # with D's decoder: `(redrawn, target)` of the last critic step's real images
         self.generator_ema = _frozen_copy(generator) if ema else None
         self.register_buffer('ema_steps', torch.zeros((), dtype=torch.long))
         self.r1_every,self.gen_mode,self.r1_real = int(r1_every),False,None
@@ -310,6 +311,11 @@ class CondGAN(nn.Module):
         if a is not None and self.style_bank is not None and len(a)!=len(self.style_bank):
             raise GANError(f"the artist bank has {len(a)} rows, the style bank {len(self.style_bank)}: they must label the same images")
         self._artist_bank = None if a is None else torch.as_tensor(a, dtype=torch.long).detach().cpu()
+
+    @property
+    def has_decoder(self) -> bool:
+        "Whether D redraws its real images (`gan_ssd > 0`)."
+        return getattr(self.critic, 'decoder', None) is not None
 
     @property
     def has_artist_head(self) -> bool:
@@ -362,8 +368,10 @@ class CondGAN(nn.Module):
         else: self.r1_real = None
         if isinstance(self.critic, MultiScaleDiscriminator): return self.critic.critic_pair(real, fake)  # the same patches for both
         cond = (self.real_codes[rows[0]] if rows and self.real_codes is not None else self.condition(real)) if self.conditional else None
-        if not self.has_artist_head: return self.critic_logits(real, cond),self.critic_logits(fake, z)
-        (rl,ra),(fl,fa) = self.critic_outputs(real, cond),self.critic_outputs(fake, z)
+        rl,ra = self.critic_outputs(real, cond)
+        self.redrawn = self.critic.redraw(real) if self.has_decoder else None  # from D's map of the real images, before the fake pass replaces it
+        fl,fa = self.critic_outputs(fake, z)
+        if not self.has_artist_head: return rl,fl
         self.artist_logits = (ra, fa)  # read by the loss, like `r1_real`
         return rl,fl
 
@@ -380,18 +388,20 @@ class CondGANLoss(nn.Module):
                  lambda_style:float, # weight of eq. 8
                  lambda_content:float, # weight of eq. 9
                  r1:float=0., # R1 weight gamma (each computed penalty counts `gan.r1_every` times)
-                 artist:float=0. # weight of D's artist head in both D's and G's loss (ADC-GAN; needs `gan.has_artist_head`)
+                 artist:float=0., # weight of D's artist head in both D's and G's loss (ADC-GAN; needs `gan.has_artist_head`)
+                 ssd:float=0. # weight of D's L1 redrawing of its real images (FastGAN; needs `gan.has_decoder`)
                 ):
         super().__init__()
-        store_attr('gan,lambda_style,lambda_content,r1,artist')
+        store_attr('gan,lambda_style,lambda_content,r1,artist,ssd')
+        if ssd and not gan.has_decoder: raise GANError("a redrawing weight needs a D with a decoder (build_critic with gan_ssd > 0)")
         if artist and not gan.has_artist_head: raise GANError("an artist weight needs a D with an artist head (build_critic with gan_artist > 0)")
-        self.d_loss = self.r1_term = self.d_artist = self.g_gan = self.g_style = self.g_content = self.g_artist = self.g_loss = None
+        self.d_loss = self.r1_term = self.d_artist = self.d_ssd = self.g_gan = self.g_style = self.g_content = self.g_artist = self.g_loss = None
         self.phase = 'critic'
 
     @classmethod
     def from_preset(cls, gan:CondGAN, preset:Preset):
-        "The loss as `preset` weighs it: `lambda_style`, `lambda_content`, `gan_r1`, `gan_artist`."
-        return cls(gan, preset.lambda_style, preset.lambda_content, r1=preset.gan_r1, artist=preset.gan_artist)
+        "The loss as `preset` weighs it: `lambda_style`, `lambda_content`, `gan_r1`, `gan_artist`, `gan_ssd`."
+        return cls(gan, preset.lambda_style, preset.lambda_content, r1=preset.gan_r1, artist=preset.gan_artist, ssd=preset.gan_ssd)
 
     def _artists(self, y):
         if y is None: raise GANError("D's artist head needs the artists of the batch: the module's artist_bank, and labelled real images")
@@ -406,6 +416,9 @@ class CondGANLoss(nn.Module):
             if self.artist:
                 self.d_artist = artist_d_loss(*self.gan.artist_logits, self._artists(y_real), self._artists(y_fake))
                 loss = loss + self.artist*self.d_artist
+            if self.ssd:
+                self.d_ssd = F.l1_loss(*self.gan.redrawn)
+                loss = loss + self.ssd*self.d_ssd
             if self.gan.r1_real is None: return loss
             self.r1_term = r1_penalty(real_l, self.gan.r1_real)
             return loss + self.r1/2*self.gan.r1_every*self.r1_term

@@ -102,12 +102,14 @@ class GANLossMetric(Metric):
     @property
     def value(self): return self.total/self.count if self.count else float('nan')
 
-def gan_metrics(artist:bool=False # add the artist head's terms (D's and G's)
+def gan_metrics(artist:bool=False, # add the artist head's terms (D's and G's)
+                ssd:bool=False # add D's redrawing term
                ) -> list:
     "The progress table's columns: D loss (eq. 5), G's adversarial (eq. 7), style (eq. 8) and content (eq. 9) terms, and the artist head's."
     return [GANLossMetric('d_loss','critic'), GANLossMetric('g_gan','gen'),
             GANLossMetric('g_style','gen','style'), GANLossMetric('g_content','gen','content')] + \
-           ([GANLossMetric('d_artist','critic'), GANLossMetric('g_artist','gen')] if artist else [])
+           ([GANLossMetric('d_artist','critic'), GANLossMetric('g_artist','gen')] if artist else []) + \
+           ([GANLossMetric('d_ssd','critic')] if ssd else [])
 
 # %% ../nbs/07a_gan_train.ipynb #3abeafa9
 def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
@@ -123,7 +125,7 @@ def gan_learner(dls, # DataLoaders of Lab images (`all_dls`)
     if channels_last is None: channels_last = torch.device(dls.device or default_device()).type=='cpu'  # a step 0.87 x as long on a bf16 CPU, slower on a GPU at batch 8 (BENCHMARKS.md)
     learn = Learner(dls, gan, loss_func=CondGANLoss.from_preset(gan, p), opt_func=gan_opt_func(p), lr=lr or p.gan_lr,
                     cbs=[GANTrainer(ema_decay=p.gan_ema), FixedGANSwitcher(n_crit=n_crit, n_gen=1), *accel_cbs(dls.device, channels_last=channels_last)] + list(cbs or []),
-                    metrics=gan_metrics(gan.has_artist_head))
+                    metrics=gan_metrics(gan.has_artist_head, gan.has_decoder))
     learn.recorder.train_metrics,learn.recorder.valid_metrics = True,False
     return learn
 
@@ -406,7 +408,7 @@ def load_gan(run:RunDir, # a run with a trained GAN stage
     if not f.is_file() and unfinished and ckpt.is_file(): return _load_unfinished(run, ckpt, device)
     if not f.is_file(): raise GANError(f"run {run.path} has no trained GAN: run `animestyle train-gan --run {run.path}`")
     t,meta = load_checkpoint(f)
-    G,D = build_generator(p),build_critic(p, t['D.artist.weight'].shape[0]//2 if 'D.artist.weight' in t else 0)  # the collection's artists
+    G,D = build_generator(p),build_critic(p, t['D.artist.bias'].shape[0]//2 if 'D.artist.bias' in t else 0)  # the collection's artists (the bias: a spectral-normed weight is stored in parts)
     G.load_state_dict(_part(t, 'G.')); D.load_state_dict(_part(t, 'D.'))
     G_ema = None
     if 'ema.steps' in t: G_ema = build_generator(p); G_ema.load_state_dict(_part(t, 'G_ema.'))

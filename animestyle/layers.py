@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 from torch import nn
 import torch.nn.functional as F
-from torch.nn.utils.parametrizations import weight_norm
+from torch.nn.utils.parametrizations import weight_norm, spectral_norm
 
 from .core import Preset, get_preset
 
@@ -313,25 +313,45 @@ class CondBNGenerator(nn.Module):
         return torch.tanh(self.out(h))
 
 # %% ../nbs/04_layers.ipynb #dc44ee78
+def _redraw(ni:int, k:int) -> nn.Sequential:
+    "FastGAN's decoder, small: `ni` channels at side S/2^k -> a Lab image at side S/2 (k-1 doublings, halving the channels each time)."
+    c = max(ni//2, 8)
+    layers = [nn.Conv2d(ni, c, 1), nn.LeakyReLU(0.2)]
+    for _ in range(k-1):
+        layers += [nn.Upsample(scale_factor=2), nn.Conv2d(c, max(c//2, 8), 3, 1, 1, bias=False), nn.BatchNorm2d(max(c//2, 8)), nn.LeakyReLU(0.2)]
+        c = max(c//2, 8)
+    return nn.Sequential(*layers, nn.Conv2d(c, 3, 3, 1, 1))
+
 class ProjectionDiscriminator(nn.Module):
     "D of the `cpu` preset: DCGAN's D on the whole image, plus the projection of the codes (u, v) onto its pooled features."
     def __init__(self, preset:Preset=None, # disc_features (widths at sides S, S/2, ...), d_style, d_content; default the active preset
-                 n_artists:int=0 # with K > 0, an artist head of 2K logits on the pooled features (ADC-GAN: artist k real, artist k generated)
+                 n_artists:int=0, # with K > 0, an artist head of 2K logits on the pooled features (ADC-GAN: artist k real, artist k generated)
+                 sn:bool=None, # spectral norm on every layer in place of the batch norms (SNGAN); default: the preset's `gan_sn`
+                 decoder:bool=None # a small decoder that redraws the image at half its side from D's map at 1/8 of it (FastGAN's self-supervised D); default: the preset's `gan_ssd > 0`
                 ):
         super().__init__()
         p = _p(preset)
         f = tuple(p.disc_features)
+        self.sn = bool(p.gan_sn if sn is None else sn)
+        wrap = spectral_norm if self.sn else (lambda m: m)
         self.image_size,self.n_cond = p.image_size,p.d_style+p.d_content
         side = p.image_size//2**(len(f)-1)
         if side<1: raise LayerError(f"{len(f)-1} halvings do not fit a {p.image_size}-px image")
-        layers = [nn.Conv2d(3, f[0], 3, 1, 1), nn.LeakyReLU(0.2)]  # full resolution first: D sees every pixel's neighbourhood
-        for ni,nf in zip(f[:-1], f[1:]): layers += [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf), nn.LeakyReLU(0.2)]
+        layers = [wrap(nn.Conv2d(3, f[0], 3, 1, 1)), nn.LeakyReLU(0.2)]  # full resolution first: D sees every pixel's neighbourhood
+        for ni,nf in zip(f[:-1], f[1:]):
+            layers += ([wrap(nn.Conv2d(ni, nf, 4, 2, 1))] if self.sn else [nn.Conv2d(ni, nf, 4, 2, 1, bias=False), nn.BatchNorm2d(nf)]) + [nn.LeakyReLU(0.2)]
         self.body = nn.Sequential(*layers)
-        self.out = nn.Linear(f[-1]*side**2, 1)  # realism: DCGAN's last layer, over every position of the last map
+        self.out = wrap(nn.Linear(f[-1]*side**2, 1))  # realism: DCGAN's last layer, over every position of the last map
         self.embed = nn.Linear(self.n_cond, f[-1], bias=False)  # the code, against the pooled features
         nn.init.zeros_(self.embed.weight)  # starts unconditional; a random start puts logits in the tens
         self.n_artists = int(n_artists)
         self.artist = nn.Linear(f[-1], 2*self.n_artists) if self.n_artists else None
+        # the two heads on the pooled features stay plain: `embed` starts at zero, which has no spectral norm to divide by, and
+        # the artist head's logits need a scale that normalised features and a normalised head cannot reach (its loss stays at chance)
+        k = min(3, len(f)-1)  # the map the decoder reads: after the third halving (side S/8), or the deepest there is
+        self.tap = [i for i,m in enumerate(self.body) if isinstance(m, nn.LeakyReLU)][k]  # index of the layer whose output is that map
+        self.decoder = _redraw(f[k], k) if (p.gan_ssd>0 if decoder is None else decoder) else None
+        self.last_map = None  # with a decoder: the tapped map of the last forward pass
 
     def forward(self, x:torch.Tensor, # (B, 3, S, S) Lab images
                 cond:torch.Tensor # (B, d_style + d_content) the codes that go with them
@@ -346,8 +366,16 @@ class ProjectionDiscriminator(nn.Module):
         if x.ndim!=4 or x.shape[-1]!=self.image_size:
             raise LayerError(f"the discriminator takes (B, 3, {self.image_size}, {self.image_size}) images, got {tuple(x.shape)}")
         if cond is None or cond.shape!=(len(x), self.n_cond): raise LayerError(f"this discriminator needs the codes (B, {self.n_cond}) of its images")
-        h = self.body(x)
+        if self.decoder is None: h = self.body(x)
+        else:
+            h = self.body[:self.tap+1](x); self.last_map = h; h = self.body[self.tap+1:](h)
         pooled = h.mean((2, 3))
         logits = [self.out(h.flatten(1)) + (self.embed(cond)*pooled).sum(1, keepdim=True)]
         if self.artist is None: return logits,None
         return logits,self.artist(pooled)
+
+    def redraw(self, x:torch.Tensor # (B, 3, S, S) the images of the last forward pass
+              ) -> tuple:
+        "`(redrawn, target)`: the decoder's image from the map of the last forward pass, and `x` averaged to the same side (S/2)."
+        if self.decoder is None or self.last_map is None: raise LayerError("redraw needs a D with a decoder (gan_ssd > 0), after a forward pass")
+        return self.decoder(self.last_map),F.avg_pool2d(x.detach(), 2)

@@ -1,4 +1,4 @@
-"""Write the GAN search's table (`results/cpu_gan_ablation.json`), the style levers' tables at equal TFLOP (`results/cpu_gan_tflop.json`) and the style and content stages' schedules (`results/cpu_stage_schedules.json`) into BENCHMARKS.md, between their markers.
+"""Write the GAN search's table (`results/cpu_gan_ablation.json`), the style levers' tables at equal TFLOP (`results/cpu_gan_tflop.json`, and D's levers: `results/cpu_gan_d_levers.json`) and the style and content stages' schedules (`results/cpu_stage_schedules.json`) into BENCHMARKS.md, between their markers.
 
     python benchmarks/ablation_table.py [--check]
 
@@ -19,6 +19,9 @@ SECTIONS = {'gan-ablation': ('cpu_gan_ablation.json', lambda r: ablation_markdow
             'gan-levers-150': ('cpu_gan_tflop.json', lambda r: ablation_markdown(r, tflop=150)),
             'gan-content-stage': ('cpu_gan_content_stage.json',  # read beside the rows its own are compared with
                                   lambda r: ablation_markdown({**load_results(results_path('cpu_gan_tflop.json')), **r}, epochs=70, names=list(r))),
+            'gan-d-levers-36': ('cpu_gan_d_levers.json', lambda r: ablation_markdown(r, epochs=36)),
+            'gan-d-levers-70': ('cpu_gan_d_levers.json', lambda r: ablation_markdown(r, epochs=70)),
+            'gan-d-levers-150': ('cpu_gan_d_levers.json', lambda r: ablation_markdown(r, tflop=150)),
             'stage-style': ('cpu_stage_schedules.json', lambda r: schedule_markdown(r, 'style')),
             'stage-content': ('cpu_stage_schedules.json', lambda r: schedule_markdown(r, 'content'))}
 

@@ -25,6 +25,7 @@ VARIANTS = {
     'constant_10': dict(content_epochs=10),
     'one_cycle_10': dict(content_sched='one_cycle', content_epochs=10),
     'one_cycle_10_lr3e-4': dict(content_sched='one_cycle', content_epochs=10, content_lr=3e-4),
+    'constant_24': dict(content_epochs=24),
     'one_cycle_16_lr5e-3': dict(style_sched='one_cycle', style_epochs=16, style_lr=5e-3),
     'one_cycle_20_lr5e-3': dict(style_sched='one_cycle', style_epochs=20, style_lr=5e-3),
 }

@@ -112,3 +112,18 @@ def test_a_collection_not_prepared_yet_is_estimated_before_the_first_training(tm
     out = capsys.readouterr().out.splitlines()
     first = next(i for i, l in enumerate(out) if l.startswith('[pipeline] '))
     assert out.index('[prepare] starts') < first and out[first+1] == '[style] starts'
+
+
+def test_after_the_style_stage_the_rest_is_estimated_again_at_the_speed_it_reached(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, 'matmul_rate', lambda *a, **k: 100.)  # a machine whose matmul runs at 100 GFLOP/s
+    assumed = 100. * cli.CPU_EFFICIENCY['style']
+    def fake(name, r, *a, **k):
+        print(f"[{name}] starts")
+        if name == 'style': cli.STAGE_COST['style'] = dict(seconds=20., tflop=assumed / 2 * 20. / 1e3)  # half the assumed speed
+    monkeypatch.setattr(cli, 'run_stage', fake)
+    cli.pipeline('tiny', str(tmp_path/'run'))
+    out = capsys.readouterr().out.splitlines()
+    i = out.index('[style] starts')
+    assert out[i+1].startswith('[pipeline] ') and ' left for ' in out[i+1], out
+    assert f'style ran at {assumed/2:.0f} GFLOP/s, 0.5 x the {assumed:.0f} the estimate assumed' in out[i+1]
+    assert sum(l.startswith('[pipeline] ') for l in out) == 2  # the first line and this one: content measured nothing here

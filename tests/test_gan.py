@@ -402,3 +402,62 @@ def test_a_gan_with_an_artist_head_saves_and_loads(tmp_path):
     assert out.D.artist is not None and out.D.artist.out_features == 2 * 6  # the tiny synthetic collection's 6 artists
     again = load_gan(run, 'cpu')
     assert all(torch.equal(a, b) for a, b in zip(again.D.state_dict().values(), out.D.state_dict().values()))
+
+
+# ---- spectral norm on D's layers (SNGAN, `gan_sn`) ----
+PS = get_preset('tiny', gan_artist=1., gan_sn=True, gan_r1=0.1)
+
+
+def test_spectral_norm_is_refused_on_the_consortium():
+    with pytest.raises(PresetError, match="gan_sn needs gan_disc = 'projection'"):
+        get_preset('tiny', gan_sn=True, gan_disc='consortium')
+
+
+def test_a_gan_with_spectral_norm_trains_with_r1_saves_and_loads(tmp_path):
+    run = RunDir(tmp_path / 'run', PS)
+    out = train_gan(run, epochs=1, evaluate=False, device='cpu', conditions=(*_conditions(PS), None))
+    assert out.D.sn and not any(isinstance(m, torch.nn.BatchNorm2d) for m in out.D.modules())
+    # R1's double backward ran through the normalisation, and every layer but the two heads is still of spectral norm one
+    norms = [torch.linalg.matrix_norm(m.weight.detach().flatten(1), 2).item() for n, m in out.D.eval().named_modules()
+             if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and n not in ('embed', 'artist')]
+    assert len(norms) == len(PS.disc_features) + 1 and all(abs(s - 1) < 0.05 for s in norms), norms
+    again = load_gan(run, 'cpu')
+    assert again.D.sn
+    assert all(torch.equal(a, b) for a, b in zip(again.D.state_dict().values(), out.D.state_dict().values()))
+
+
+# ---- D's self-supervised redrawing (FastGAN, `gan_ssd`) ----
+PR = get_preset('tiny', gan_ssd=1.)
+
+
+def test_redrawing_is_refused_where_it_cannot_work():
+    with pytest.raises(PresetError, match="gan_ssd .* needs gan_disc = 'projection'"):
+        get_preset('tiny', gan_ssd=1., gan_disc='consortium')
+    with pytest.raises(GANError, match='needs a D with a decoder'): CondGANLoss(_cpu_like_gan(), 0., 0., ssd=1.)
+
+
+def test_d_redraws_the_real_images_from_its_own_map():
+    seed_everything(0)
+    gan = _cpu_like_gan(PR).train()
+    gan.r1_every = 0
+    loss = CondGANLoss.from_preset(gan, PR)
+    real, z = torch.rand(4, 3, 32, 32) * 2 - 1, gan.sample(4)
+    gan.switch(False)
+    loss(gan(real, z), z).backward()
+    redrawn, target = gan.redrawn
+    assert torch.equal(target, torch.nn.functional.avg_pool2d(real, 2)) and redrawn.shape == target.shape  # the real images, not G's
+    assert loss.d_ssd is not None and loss.d_ssd > 0
+    # the L1 trains the decoder and D's layers up to the map it reads; the layers after it only through eq. 5
+    D = gan.critic
+    D.zero_grad(); gan(real, z); loss.d_ssd = None
+    F1 = torch.nn.functional.l1_loss(*gan.redrawn); F1.backward()
+    assert D.body[0].weight.grad.abs().sum() > 0 and all(q.grad.abs().sum() > 0 for q in D.decoder.parameters())
+    assert D.out.weight.grad is None or D.out.weight.grad.abs().sum() == 0
+
+
+def test_a_gan_that_redraws_trains_and_loads(tmp_path):
+    run = RunDir(tmp_path / 'run', PR)
+    out = train_gan(run, epochs=1, evaluate=False, device='cpu', conditions=(*_conditions(PR), None))
+    assert out.D.decoder is not None
+    again = load_gan(run, 'cpu')
+    assert all(torch.equal(a, b) for a, b in zip(again.D.state_dict().values(), out.D.state_dict().values()))
