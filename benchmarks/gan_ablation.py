@@ -46,6 +46,7 @@ VARIANTS = {
     'no_eq8_content_1': (dict(gan_artist=1., lambda_content=1., lambda_style=0.), "eq. 9 weighted 1, without eq. 8, with D's artist head"),
     'narrow_fine': (dict(gen_features=(16, 32, 64, 128, 256), disc_features=(16, 32, 64, 128, 256)), '16 channels at full resolution'),
     'sn': (dict(gan_sn=True), "spectral norm on D's layers in place of its batch norms (SNGAN)"),
+    'ssd': (dict(gan_ssd=1.), "D redraws each real image at half its side from its map at 1/8 of it, L1 weight 1 (FastGAN)"),
 }
 KEYS = ('judge_style_fidelity', 'judge_content_recovery', 'row_consistency', 'column_consistency', 'judge_fd', 'judge_fd_floor',
         'judge_real_artist', 'judge_real_character', 'style_top1', 'content_probe_top1', 'fd', 'fd_floor', 'spread_ratio', 'train_seconds')
