@@ -437,7 +437,7 @@ def pipeline(preset:str=None, # preset: paper, cpu or tiny (default: $ANIMESTYLE
             if s=='prepare' and out is not None: manifest = out.manifest
             if s=='prepare' and not said: said = _say_estimate(r, manifest, skip_baseline)  # a collection's images are known now
             if s in ('style', 'content') and (c := STAGE_COST.get(s)) is not None and c is not before and manifest is not None and _core().is_main_process():  # the estimate again, at the speed measured
-                if line := revised_line(job_estimate(r, manifest, skip_baseline), s, STAGE_COST[s]): print(line, flush=True)
+                if line := revised_line(job_estimate(r, manifest, skip_baseline), s, c): print(line, flush=True)
     print(f"pipeline finished in {time.time()-start:.0f}s; artefacts in {r.path}")
     if STAGE_COST:  # what each stage cost in this process (a stage resumed or already done counts only what ran now)
         print('stages: ' + ', '.join(f"{k} {v['seconds']:.0f} s" + (f" {v['tflop']:.1f} TFLOP" if v['tflop'] else '') for k,v in STAGE_COST.items())
